@@ -1,0 +1,54 @@
+// The kernel set every ISA file implements, and the tile they work on.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace simkernel {
+
+// A tile of queries x corpus rows. Rows are addressed by byte strides so that
+// numpy views (prefix columns, every other row, negative strides) are read in
+// place. `dim` counts elements; for bit-packed rows it counts bits.
+struct Tile {
+  const void* queries;
+  std::ptrdiff_t query_stride;
+  std::size_t query_count;
+  const void* corpus;
+  std::ptrdiff_t corpus_stride;
+  std::size_t corpus_count;
+  std::size_t dim;
+  // query_count x corpus_count scores, row-major: float for float queries,
+  // int32 for int8 x int8 and bits x bits.
+  void* scores;
+  // Optional (nullptr to skip): each corpus row's squared norm, of the same
+  // type as `scores`, computed in the same pass so cosine needs no second one.
+  void* corpus_norms;
+};
+
+using TileKernel = void (*)(const Tile&);
+
+// Raw inner products and squared distances; cosine, l2 and the ranking are
+// built on these by the driver, so each ISA only supplies this small set.
+// Suffixes name the corpus element type; queries are float32 unless stated.
+struct Kernels {
+  TileKernel dot_f32;
+  TileKernel dot_f16;
+  TileKernel dot_i8f;          // float32 queries x int8 corpus
+  TileKernel dot_bitsf;        // float32 queries x bits, each bit +1 / -1
+  TileKernel dot_i8;           // int8 x int8, exact int32
+  TileKernel sqeuclidean_f32;
+  TileKernel sqeuclidean_f16;
+  TileKernel sqeuclidean_i8f;
+  TileKernel sqeuclidean_i8;   // int8 x int8, exact int32
+  TileKernel hamming;          // bits x bits, int32
+};
+
+namespace scalar {
+Kernels kernels();
+}
+namespace avx2 {
+// Entries it does not implement are nullptr and fall back to scalar.
+Kernels kernels();
+}
+
+}  // namespace simkernel

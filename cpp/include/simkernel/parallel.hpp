@@ -1,0 +1,32 @@
+// A fork-join loop over tasks and the cooperative stop flag long calls poll.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <functional>
+
+namespace simkernel {
+
+// Set when a call must end early (Ctrl-C). Worker 0 runs on the calling thread
+// and is the only one that asks `check_interrupt` (which may take the GIL), at
+// most every 50 ms; other workers only read the flag.
+class StopFlag {
+ public:
+  explicit StopFlag(std::function<bool()> check_interrupt = nullptr);
+  bool stopped(unsigned worker);
+  bool stopped() const { return stop_.load(std::memory_order_relaxed); }
+
+ private:
+  std::function<bool()> check_interrupt_;
+  std::atomic<bool> stop_{false};
+  std::chrono::steady_clock::time_point last_check_;
+};
+
+// Runs task(t, worker) for t in [0, tasks) on up to `threads` workers; worker 0
+// is the calling thread. Threads are created per call, so nothing outlives a
+// call and a fork between calls is safe. Tasks are handed out dynamically.
+void parallel_for(std::size_t tasks, unsigned threads,
+                  const std::function<void(std::size_t, unsigned)>& task);
+
+}  // namespace simkernel

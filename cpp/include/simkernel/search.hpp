@@ -1,0 +1,51 @@
+// The search driver: blocking, metric finishing, top-k selection, threads.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "simkernel/parallel.hpp"
+
+namespace simkernel {
+
+// Element types of (queries, corpus). Float16 and float64 queries are widened
+// to float32 before they get here; they are small, the corpus is not.
+enum class Pair { f32_f32, f32_f16, f32_i8, f32_bits, i8_i8, bits_bits };
+enum class Metric { dot, cosine, sqeuclidean, l2, hamming };
+
+struct Matrix {
+  const void* data;
+  std::ptrdiff_t row_stride;  // bytes; may be negative
+  std::size_t rows;
+};
+
+struct Problem {
+  Pair pair;
+  Metric metric;
+  Matrix queries;
+  Matrix corpus;
+  std::size_t dim;  // elements per row; bits for bit-packed rows
+};
+
+enum class Status { ok, non_finite, interrupted };
+
+// True when the metric's scores are exact int32 rather than float32.
+bool integer_scores(Pair pair, Metric metric);
+
+// Best k' = min(k, corpus rows) per query, best first, ties to the lower row.
+// `scores` is float* or int32_t* (see integer_scores), both query_rows x k'.
+Status topk(const Problem& problem, std::size_t k, unsigned threads,
+            StopFlag& stop, void* scores, std::int64_t* indices);
+
+// The full query_rows x corpus_rows score matrix, row-major.
+Status cdist(const Problem& problem, unsigned threads, StopFlag& stop,
+             void* scores);
+
+// Re-ranks `candidates` (query_rows x candidate_count row numbers, each in
+// range and distinct within its row, as the caller has checked) against the
+// corpus: best k' = min(k, candidate_count) per query.
+Status rescore(const Problem& problem, const std::int64_t* candidates,
+               std::size_t candidate_count, std::size_t k, unsigned threads,
+               StopFlag& stop, void* scores, std::int64_t* indices);
+
+}  // namespace simkernel

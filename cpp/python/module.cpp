@@ -1,0 +1,221 @@
+// The Python binding: checks what it is given, releases the GIL, translates
+// results and errors. No maths here.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
+
+#include "simkernel/dispatch.hpp"
+#include "simkernel/search.hpp"
+
+namespace py = pybind11;
+using namespace simkernel;
+
+namespace {
+
+// Raised for NaN or infinity met while scoring; the Python layer catches it
+// and names the argument that holds the bad value.
+PyObject* g_non_finite_error = nullptr;  // owned by the module for its life
+
+struct PairInfo {
+  const char* name;
+  Pair pair;
+  char query_kind;   // numpy dtype chars: f float32, e float16, b int8, B uint8
+  char corpus_kind;
+};
+
+constexpr PairInfo kPairs[] = {
+    {"f32_f32", Pair::f32_f32, 'f', 'f'}, {"f32_f16", Pair::f32_f16, 'f', 'e'},
+    {"f32_i8", Pair::f32_i8, 'f', 'b'},   {"f32_bits", Pair::f32_bits, 'f', 'B'},
+    {"i8_i8", Pair::i8_i8, 'b', 'b'},     {"bits_bits", Pair::bits_bits, 'B', 'B'},
+};
+
+const PairInfo& pair_info(const std::string& name) {
+  for (const PairInfo& info : kPairs) {
+    if (name == info.name) return info;
+  }
+  throw py::value_error("unknown pair '" + name + "'");
+}
+
+Metric parse_metric(const std::string& name) {
+  if (name == "dot") return Metric::dot;
+  if (name == "cosine") return Metric::cosine;
+  if (name == "sqeuclidean") return Metric::sqeuclidean;
+  if (name == "l2") return Metric::l2;
+  if (name == "hamming") return Metric::hamming;
+  throw py::value_error("unknown metric '" + name + "'");
+}
+
+std::size_t row_elements(char kind, std::size_t dim) {
+  return kind == 'B' ? (dim + 7) / 8 : dim;
+}
+
+// A 2-D array of the expected dtype whose rows are contiguous; rows themselves
+// may be anywhere (any row stride, negative included).
+Matrix as_matrix(const py::array& a, char kind, std::size_t dim,
+                 const char* what) {
+  if (a.ndim() != 2 || a.dtype().char_() != kind) {
+    throw py::type_error(std::string(what) + " must be a 2-D array of dtype '" +
+                         kind + "'");
+  }
+  if (static_cast<std::size_t>(a.shape(1)) != row_elements(kind, dim)) {
+    throw py::value_error(std::string(what) + " rows have " +
+                          std::to_string(a.shape(1)) + " elements, expected " +
+                          std::to_string(row_elements(kind, dim)));
+  }
+  if (a.shape(1) > 1 && a.strides(1) != a.itemsize()) {
+    throw py::value_error(std::string(what) + " rows must be contiguous");
+  }
+  return {a.data(), a.strides(0), static_cast<std::size_t>(a.shape(0))};
+}
+
+Problem make_problem(const py::array& queries, const py::array& corpus,
+                     const std::string& pair, const std::string& metric,
+                     std::size_t dim) {
+  const PairInfo& info = pair_info(pair);
+  return {info.pair, parse_metric(metric),
+          as_matrix(queries, info.query_kind, dim, "queries"),
+          as_matrix(corpus, info.corpus_kind, dim, "corpus"), dim};
+}
+
+py::array new_scores(const Problem& p, std::size_t rows, std::size_t cols) {
+  std::vector<py::ssize_t> shape{static_cast<py::ssize_t>(rows),
+                                 static_cast<py::ssize_t>(cols)};
+  if (integer_scores(p.pair, p.metric)) return py::array_t<std::int32_t>(shape);
+  return py::array_t<float>(shape);
+}
+
+// Runs `work(stop)` without the GIL; Ctrl-C is noticed between blocks.
+template <typename Work>
+void run_without_gil(Work&& work) {
+  StopFlag stop([] {
+    py::gil_scoped_acquire gil;
+    return PyErr_CheckSignals() != 0;
+  });
+  Status status;
+  {
+    py::gil_scoped_release release;
+    status = work(stop);
+  }
+  if (status == Status::interrupted) throw py::error_already_set();
+  if (status == Status::non_finite) {
+    PyErr_SetString(g_non_finite_error, "non-finite value met while scoring");
+    throw py::error_already_set();
+  }
+}
+
+unsigned check_threads(int threads) {
+  if (threads < 1) throw py::value_error("threads must be >= 1");
+  return static_cast<unsigned>(threads);
+}
+
+py::tuple topk_binding(const py::array& queries, const py::array& corpus,
+                       const std::string& pair, const std::string& metric,
+                       std::size_t dim, std::size_t k, int threads) {
+  Problem p = make_problem(queries, corpus, pair, metric, dim);
+  unsigned workers = check_threads(threads);
+  std::size_t kk = std::min(k, p.corpus.rows);
+  py::array scores = new_scores(p, p.queries.rows, kk);
+  py::array_t<std::int64_t> indices(
+      {static_cast<py::ssize_t>(p.queries.rows), static_cast<py::ssize_t>(kk)});
+  void* score_data = scores.mutable_data();
+  std::int64_t* index_data = indices.mutable_data();
+  run_without_gil([&](StopFlag& stop) {
+    return topk(p, k, workers, stop, score_data, index_data);
+  });
+  return py::make_tuple(scores, indices);
+}
+
+void cdist_binding(const py::array& queries, const py::array& corpus,
+                   const std::string& pair, const std::string& metric,
+                   std::size_t dim, int threads, py::array& out) {
+  Problem p = make_problem(queries, corpus, pair, metric, dim);
+  unsigned workers = check_threads(threads);
+  char kind = integer_scores(p.pair, p.metric) ? 'i' : 'f';
+  bool fits = out.ndim() == 2 && out.dtype().kind() == kind &&
+              out.itemsize() == 4 &&
+              static_cast<std::size_t>(out.shape(0)) == p.queries.rows &&
+              static_cast<std::size_t>(out.shape(1)) == p.corpus.rows &&
+              (out.flags() & py::array::c_style) && out.writeable();
+  if (!fits) {
+    throw py::value_error(
+        "out must be a writeable C-contiguous (queries, corpus) array of the "
+        "score dtype");
+  }
+  void* score_data = out.mutable_data();
+  run_without_gil(
+      [&](StopFlag& stop) { return cdist(p, workers, stop, score_data); });
+}
+
+py::tuple rescore_binding(const py::array& queries,
+                          const py::array_t<std::int64_t, py::array::c_style>& candidates,
+                          const py::array& vectors, const std::string& pair,
+                          const std::string& metric, std::size_t dim,
+                          std::size_t k, int threads) {
+  Problem p = make_problem(queries, vectors, pair, metric, dim);
+  unsigned workers = check_threads(threads);
+  if (candidates.ndim() != 2 ||
+      static_cast<std::size_t>(candidates.shape(0)) != p.queries.rows) {
+    throw py::value_error("candidates must have one row per query");
+  }
+  std::size_t m = static_cast<std::size_t>(candidates.shape(1));
+  const std::int64_t* cand = candidates.data();
+  for (std::size_t i = 0; i < p.queries.rows * m; ++i) {
+    if (cand[i] < 0 || static_cast<std::size_t>(cand[i]) >= p.corpus.rows) {
+      throw py::value_error("candidates out of range");
+    }
+  }
+  std::size_t kk = std::min(k, m);
+  py::array scores = new_scores(p, p.queries.rows, kk);
+  py::array_t<std::int64_t> indices(
+      {static_cast<py::ssize_t>(p.queries.rows), static_cast<py::ssize_t>(kk)});
+  void* score_data = scores.mutable_data();
+  std::int64_t* index_data = indices.mutable_data();
+  run_without_gil([&](StopFlag& stop) {
+    return rescore(p, cand, m, k, workers, stop, score_data, index_data);
+  });
+  return py::make_tuple(scores, indices);
+}
+
+std::vector<std::string> isa_names(const std::vector<Isa>& isas) {
+  std::vector<std::string> names;
+  for (Isa isa : isas) names.emplace_back(isa_name(isa));
+  return names;
+}
+
+py::dict capabilities_binding() {
+  py::dict d;
+  d["isa"] = isa_name(active_isa());
+  d["compiled"] = isa_names(compiled_isas());
+  d["supported"] = isa_names(supported_isas());
+  d["verified"] = isa_names(verified_isas());
+  d["cpu"] = cpu_features();
+  return d;
+}
+
+bool select_isa_binding(const std::string& name) {
+  Isa isa;
+  if (!parse_isa(name, &isa)) throw py::value_error("unknown ISA '" + name + "'");
+  return select_isa(isa);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "simkernel's native core (use the simkernel package, not this module)";
+  g_non_finite_error = PyErr_NewException("simkernel._core.NonFiniteError",
+                                          PyExc_ValueError, nullptr);
+  m.attr("NonFiniteError") = py::handle(g_non_finite_error);
+  m.def("topk", &topk_binding, py::arg("queries"), py::arg("corpus"),
+        py::arg("pair"), py::arg("metric"), py::arg("dim"), py::arg("k"),
+        py::arg("threads"));
+  m.def("cdist", &cdist_binding, py::arg("queries"), py::arg("corpus"),
+        py::arg("pair"), py::arg("metric"), py::arg("dim"), py::arg("threads"),
+        py::arg("out"));
+  m.def("rescore", &rescore_binding, py::arg("queries"), py::arg("candidates"),
+        py::arg("vectors"), py::arg("pair"), py::arg("metric"), py::arg("dim"),
+        py::arg("k"), py::arg("threads"));
+  m.def("capabilities", &capabilities_binding);
+  m.def("select_isa", &select_isa_binding, py::arg("name"));
+}

@@ -1,0 +1,219 @@
+// Portable C++ kernels: the baseline every other ISA is tested against.
+#include <cstring>
+
+#include "simkernel/kernels.hpp"
+
+namespace simkernel::scalar {
+namespace {
+
+template <typename T>
+const T* row(const void* base, std::ptrdiff_t stride, std::size_t i) {
+  return reinterpret_cast<const T*>(static_cast<const char*>(base) +
+                                    static_cast<std::ptrdiff_t>(i) * stride);
+}
+
+// IEEE binary16 -> binary32, exact for every value (subnormals, inf, NaN).
+float half_to_float(std::uint16_t h) {
+  std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
+  std::uint32_t exponent = (h >> 10) & 0x1fu;
+  std::uint32_t mantissa = h & 0x3ffu;
+  std::uint32_t bits;
+  if (exponent == 0x1fu) {
+    bits = sign | 0x7f800000u | (mantissa << 13);
+  } else if (exponent != 0) {
+    bits = sign | ((exponent + 112u) << 23) | (mantissa << 13);
+  } else if (mantissa == 0) {
+    bits = sign;
+  } else {
+    // Subnormal: shift the mantissa up until its leading one is implicit.
+    exponent = 113;
+    while ((mantissa & 0x400u) == 0) {
+      mantissa <<= 1;
+      --exponent;
+    }
+    bits = sign | (exponent << 23) | ((mantissa & 0x3ffu) << 13);
+  }
+  float value;
+  std::memcpy(&value, &bits, sizeof value);
+  return value;
+}
+
+float widen(float x) { return x; }
+float widen(std::uint16_t x) { return half_to_float(x); }
+float widen(std::int8_t x) { return static_cast<float>(x); }
+
+// Four independent partial sums, combined in a fixed order, so a pair's score
+// never depends on where it sits in a tile.
+template <typename T>
+float dot_row(const float* q, const T* c, std::size_t dim) {
+  float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  std::size_t i = 0;
+  for (; i + 4 <= dim; i += 4) {
+    s0 += q[i] * widen(c[i]);
+    s1 += q[i + 1] * widen(c[i + 1]);
+    s2 += q[i + 2] * widen(c[i + 2]);
+    s3 += q[i + 3] * widen(c[i + 3]);
+  }
+  for (; i < dim; ++i) s0 += q[i] * widen(c[i]);
+  return (s0 + s1) + (s2 + s3);
+}
+
+template <typename T>
+float sqeuclidean_row(const float* q, const T* c, std::size_t dim) {
+  float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  std::size_t i = 0;
+  for (; i + 4 <= dim; i += 4) {
+    float d0 = q[i] - widen(c[i]), d1 = q[i + 1] - widen(c[i + 1]);
+    float d2 = q[i + 2] - widen(c[i + 2]), d3 = q[i + 3] - widen(c[i + 3]);
+    s0 += d0 * d0;
+    s1 += d1 * d1;
+    s2 += d2 * d2;
+    s3 += d3 * d3;
+  }
+  for (; i < dim; ++i) {
+    float d = q[i] - widen(c[i]);
+    s0 += d * d;
+  }
+  return (s0 + s1) + (s2 + s3);
+}
+
+template <typename T>
+float sqnorm_row(const T* c, std::size_t dim) {
+  float s0 = 0, s1 = 0;
+  std::size_t i = 0;
+  for (; i + 2 <= dim; i += 2) {
+    float a = widen(c[i]), b = widen(c[i + 1]);
+    s0 += a * a;
+    s1 += b * b;
+  }
+  if (i < dim) s0 += widen(c[i]) * widen(c[i]);
+  return s0 + s1;
+}
+
+// Each bit stands for +1 (set) or -1 (clear), most significant bit first,
+// as np.packbits lays them out.
+float dot_bits_row(const float* q, const std::uint8_t* c, std::size_t dim) {
+  float plus = 0, minus = 0;
+  for (std::size_t i = 0; i < dim; ++i) {
+    if ((c[i >> 3] >> (7 - (i & 7))) & 1u) {
+      plus += q[i];
+    } else {
+      minus += q[i];
+    }
+  }
+  return plus - minus;
+}
+
+// Products of two int8 are at most 2^14 and rows at most 2^15 long, so the
+// int32 sums cannot overflow; likewise (a - b)^2 <= 255^2 keeps a 2^15-long
+// squared distance below 2^31.
+std::int32_t dot_i8_row(const std::int8_t* a, const std::int8_t* b,
+                        std::size_t dim) {
+  std::int32_t s = 0;
+  for (std::size_t i = 0; i < dim; ++i) s += std::int32_t{a[i]} * b[i];
+  return s;
+}
+
+std::int32_t sqeuclidean_i8_row(const std::int8_t* a, const std::int8_t* b,
+                                std::size_t dim) {
+  std::int32_t s = 0;
+  for (std::size_t i = 0; i < dim; ++i) {
+    std::int32_t d = std::int32_t{a[i]} - b[i];
+    s += d * d;
+  }
+  return s;
+}
+
+std::int32_t hamming_row(const std::uint8_t* a, const std::uint8_t* b,
+                         std::size_t bytes) {
+  std::int32_t s = 0;
+  std::size_t i = 0;
+  for (; i + 8 <= bytes; i += 8) {
+    std::uint64_t x, y;
+    std::memcpy(&x, a + i, 8);
+    std::memcpy(&y, b + i, 8);
+    s += __builtin_popcountll(x ^ y);
+  }
+  for (; i < bytes; ++i) s += __builtin_popcount(unsigned{a[i]} ^ b[i]);
+  return s;
+}
+
+// Applies `pair_score(query_row, corpus_row, dim)` over a tile, and fills the
+// corpus norms when asked.
+template <typename Q, typename C, typename Score, typename PairScore,
+          typename SqNorm>
+void tile_apply(const Tile& t, PairScore pair_score, SqNorm sqnorm) {
+  auto* scores = static_cast<Score*>(t.scores);
+  for (std::size_t i = 0; i < t.query_count; ++i) {
+    const Q* q = row<Q>(t.queries, t.query_stride, i);
+    for (std::size_t j = 0; j < t.corpus_count; ++j) {
+      scores[i * t.corpus_count + j] =
+          pair_score(q, row<C>(t.corpus, t.corpus_stride, j), t.dim);
+    }
+  }
+  if (t.corpus_norms != nullptr) {
+    auto* norms = static_cast<Score*>(t.corpus_norms);
+    for (std::size_t j = 0; j < t.corpus_count; ++j) {
+      norms[j] = sqnorm(row<C>(t.corpus, t.corpus_stride, j), t.dim);
+    }
+  }
+}
+
+template <typename C>
+void dot_float_tile(const Tile& t) {
+  tile_apply<float, C, float>(t, dot_row<C>, sqnorm_row<C>);
+}
+
+template <typename C>
+void sqeuclidean_float_tile(const Tile& t) {
+  tile_apply<float, C, float>(t, sqeuclidean_row<C>, sqnorm_row<C>);
+}
+
+float no_norm(const std::uint8_t*, std::size_t) { return 0; }
+
+void dot_bits_tile(const Tile& t) {
+  // A row of +1 / -1 always has squared norm dim; the driver knows that.
+  tile_apply<float, std::uint8_t, float>(t, dot_bits_row, no_norm);
+}
+
+std::int32_t sqnorm_i8_row(const std::int8_t* c, std::size_t dim) {
+  return dot_i8_row(c, c, dim);
+}
+
+void dot_i8_tile(const Tile& t) {
+  tile_apply<std::int8_t, std::int8_t, std::int32_t>(t, dot_i8_row,
+                                                     sqnorm_i8_row);
+}
+
+void sqeuclidean_i8_tile(const Tile& t) {
+  tile_apply<std::int8_t, std::int8_t, std::int32_t>(t, sqeuclidean_i8_row,
+                                                     sqnorm_i8_row);
+}
+
+std::int32_t no_norm_bits(const std::uint8_t*, std::size_t) { return 0; }
+
+void hamming_tile(const Tile& t) {
+  Tile bytes = t;
+  bytes.dim = (t.dim + 7) / 8;
+  tile_apply<std::uint8_t, std::uint8_t, std::int32_t>(bytes, hamming_row,
+                                                       no_norm_bits);
+}
+
+}  // namespace
+
+Kernels kernels() {
+  Kernels k{};
+  k.dot_f32 = dot_float_tile<float>;
+  k.dot_f16 = dot_float_tile<std::uint16_t>;
+  k.dot_i8f = dot_float_tile<std::int8_t>;
+  k.dot_bitsf = dot_bits_tile;
+  k.dot_i8 = dot_i8_tile;
+  k.sqeuclidean_f32 = sqeuclidean_float_tile<float>;
+  k.sqeuclidean_f16 = sqeuclidean_float_tile<std::uint16_t>;
+  k.sqeuclidean_i8f = sqeuclidean_float_tile<std::int8_t>;
+  k.sqeuclidean_i8 = sqeuclidean_i8_tile;
+  k.hamming = hamming_tile;
+  return k;
+}
+
+}  // namespace simkernel::scalar

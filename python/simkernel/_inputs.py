@@ -1,0 +1,227 @@
+"""Argument checks and normalisation, shared by every backend.
+
+Everything a backend receives has passed through here: 2-D arrays whose rows
+are contiguous and aligned, an element-type pair, a known metric and a
+dimension. Errors name the argument and the shapes.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+METRICS = ("cosine", "dot", "sqeuclidean", "l2", "hamming")
+HIGHER_IS_BETTER = {"cosine": True, "dot": True, "sqeuclidean": False, "l2": False, "hamming": False}
+
+# int8 sums of squares stay below 2**31 only up to this many elements.
+MAX_INT8_DIM = 32768
+
+# Element-type pairs (queries, corpus) and the metrics each supports.
+PAIR_METRICS = {
+    "f32_f32": ("cosine", "dot", "sqeuclidean", "l2"),
+    "f32_f16": ("cosine", "dot", "sqeuclidean", "l2"),
+    "f32_i8": ("cosine", "dot", "sqeuclidean", "l2"),
+    "f32_bits": ("cosine", "dot"),
+    "i8_i8": ("cosine", "dot", "sqeuclidean", "l2"),
+    "bits_bits": ("hamming",),
+}
+
+_CORPUS_KINDS = {np.dtype(np.float32): "f32", np.dtype(np.float16): "f16",
+                 np.dtype(np.int8): "i8", np.dtype(np.uint8): "bits"}
+_ACCEPTED = "float32, float16, float64, int8 (codes) or uint8 (bit-packed)"
+
+
+@dataclass(frozen=True)
+class SearchArgs:
+    """A checked (queries, corpus) pair, ready for a backend."""
+
+    queries: np.ndarray
+    corpus: np.ndarray
+    pair: str
+    metric: str
+    dim: int
+    one_query: bool
+    corpus_name: str = "corpus"
+    query_name: str = "queries"
+
+    @property
+    def integer_scores(self) -> bool:
+        """Whether scores are exact int32 (else float32)."""
+        return self.pair == "bits_bits" or (
+            self.pair == "i8_i8" and self.metric in ("dot", "sqeuclidean"))
+
+    @property
+    def score_dtype(self) -> np.dtype:
+        return np.dtype(np.int32 if self.integer_scores else np.float32)
+
+    def shaped(self, result: np.ndarray) -> np.ndarray:
+        """Drops the query axis again when the caller passed one 1-D vector."""
+        return result[0] if self.one_query else result
+
+
+def check_metric(metric: object) -> str:
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {', '.join(METRICS)}; got {metric!r}")
+    return str(metric)
+
+
+def check_k(k: object) -> int:
+    if isinstance(k, bool):
+        raise TypeError(f"k must be a positive integer, got {k!r}")
+    try:
+        value = operator.index(k)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"k must be a positive integer, got {k!r}") from None
+    if value <= 0:
+        raise ValueError(f"k must be a positive integer, got {value}")
+    return value
+
+
+def _as_rows(x: object, name: str, *, widen_queries: bool) -> np.ndarray:
+    """A 2-D array of an accepted element type whose rows can be read in place."""
+    array = np.asarray(x)
+    if array.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (one vector per row), got shape {array.shape}")
+    dtype = array.dtype
+    if dtype == np.float64 or (widen_queries and dtype == np.float16):
+        # float16 queries are widened exactly; they are small, the corpus is not.
+        array = array.astype(np.float32)
+    elif dtype not in _CORPUS_KINDS:
+        raise TypeError(f"{name} has dtype {dtype}; expected {_ACCEPTED}")
+    # Strided rows are read in place; only a non-unit step inside a row (or
+    # misaligned memory) forces one copy.
+    inner_ok = array.shape[1] <= 1 or array.strides[1] == array.itemsize
+    if not inner_ok or not array.flags.aligned:
+        array = np.ascontiguousarray(array)
+    return array
+
+
+def _queries_2d(queries: object) -> tuple[np.ndarray, bool]:
+    array = np.asarray(queries)
+    if array.ndim == 1:
+        return array[np.newaxis, :], True
+    return array, False
+
+
+def _pair_of(q: np.ndarray, c: np.ndarray, query_name: str, corpus_name: str) -> str:
+    q_kind, c_kind = _CORPUS_KINDS[q.dtype], _CORPUS_KINDS[c.dtype]
+    if q_kind == "f32":
+        return f"f32_{c_kind}"
+    if q_kind == "i8" and c_kind == "i8":
+        return "i8_i8"
+    if q_kind == "bits" and c_kind == "bits":
+        return "bits_bits"
+    if q_kind == "i8":
+        raise TypeError(
+            f"{query_name} are int8 codes but {corpus_name} has dtype {c.dtype}: "
+            f"quantized queries against unquantized vectors is almost always a "
+            f"mistake. Pass the float queries (float queries against int8 or bit "
+            f"codes are searched asymmetrically), or encode {corpus_name} with the "
+            f"same Int8Quantizer.")
+    raise TypeError(
+        f"{query_name} are bit-packed uint8 but {corpus_name} has dtype {c.dtype}: "
+        f"bit-packed queries need a bit-packed {corpus_name} (metric='hamming'); "
+        f"pass float queries to search bits asymmetrically.")
+
+
+def _dimension(pair: str, q: np.ndarray, c: np.ndarray, query_name: str,
+               corpus_name: str) -> int:
+    d = q.shape[1]
+    if pair == "f32_bits":
+        expected = (d + 7) // 8
+        if c.shape[1] != expected:
+            raise ValueError(
+                f"{corpus_name} holds bit-packed rows of {c.shape[1]} bytes but "
+                f"{query_name} have {d} dimensions (needing {expected} bytes): "
+                f"{query_name} shape {q.shape}, {corpus_name} shape {c.shape}")
+        return d
+    if c.shape[1] != d:
+        raise ValueError(
+            f"{query_name} and {corpus_name} must have the same dimension: "
+            f"{query_name} shape {q.shape}, {corpus_name} shape {c.shape}")
+    return 8 * d if pair == "bits_bits" else d
+
+
+def prepare(queries: object, corpus: object, metric: object, *,
+            query_name: str = "queries", corpus_name: str = "corpus") -> SearchArgs:
+    """Checks and normalises one search's inputs (DESIGN section 2.1)."""
+    metric = check_metric(metric)
+    q_raw, one_query = _queries_2d(queries)
+    q = _as_rows(q_raw, query_name, widen_queries=True)
+    c = _as_rows(corpus, corpus_name, widen_queries=False)
+    pair = _pair_of(q, c, query_name, corpus_name)
+    if metric not in PAIR_METRICS[pair]:
+        raise ValueError(_metric_mismatch(metric, pair, q, c, query_name, corpus_name))
+    dim = _dimension(pair, q, c, query_name, corpus_name)
+    if pair == "i8_i8" and dim > MAX_INT8_DIM:
+        raise ValueError(
+            f"int8 rows longer than {MAX_INT8_DIM} could overflow int32 scores; "
+            f"{query_name} shape {q.shape}, {corpus_name} shape {c.shape}")
+    return SearchArgs(q, c, pair, metric, dim, one_query, corpus_name, query_name)
+
+
+def _metric_mismatch(metric: str, pair: str, q: np.ndarray, c: np.ndarray,
+                     query_name: str, corpus_name: str) -> str:
+    valid = ", ".join(PAIR_METRICS[pair])
+    if metric == "hamming":
+        return (f"metric 'hamming' needs bit-packed uint8 {query_name} and "
+                f"{corpus_name}; got {q.dtype} and {c.dtype}")
+    return (f"metric {metric!r} is not defined for {query_name} of dtype {q.dtype} "
+            f"against {corpus_name} of dtype {c.dtype}; valid here: {valid}")
+
+
+def check_candidates(candidates: object, args: SearchArgs) -> np.ndarray:
+    """Row numbers (q, m) for rescore: integers, in range, distinct per row."""
+    array = np.asarray(candidates)
+    if array.ndim == 1 and args.one_query:
+        array = array[np.newaxis, :]
+    if array.ndim != 2 or array.shape[0] != args.queries.shape[0]:
+        raise ValueError(
+            f"candidates must have one row per query: candidates shape "
+            f"{np.shape(candidates)}, {args.query_name} shape {args.queries.shape}")
+    if array.size and not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(f"candidates must be integer row numbers, got dtype {array.dtype}")
+    array = np.ascontiguousarray(array, dtype=np.int64)
+    n = args.corpus.shape[0]
+    if array.size and (array.min() < 0 or array.max() >= n):
+        raise ValueError(
+            f"candidates must be row numbers in [0, {n}) of {args.corpus_name}; "
+            f"got values from {array.min()} to {array.max()}")
+    if array.shape[1] > 1:
+        ordered = np.sort(array, axis=1)
+        if (ordered[:, 1:] == ordered[:, :-1]).any():
+            row = int(np.nonzero((ordered[:, 1:] == ordered[:, :-1]).any(axis=1))[0][0])
+            raise ValueError(f"candidates row {row} names the same row of "
+                             f"{args.corpus_name} twice")
+    return array
+
+
+def non_finite_error(args: SearchArgs) -> ValueError:
+    """The error for a non-finite score, naming the argument that caused it.
+
+    Only called once a kernel has seen a non-finite score, so the extra pass
+    over the inputs costs nothing on the normal path.
+    """
+    for array, name in ((args.queries, args.query_name), (args.corpus, args.corpus_name)):
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            return ValueError(f"{name} contains NaN or infinity")
+    return ValueError(
+        f"scores overflowed float32: values in {args.query_name} or "
+        f"{args.corpus_name} are too large")
+
+
+def check_out(out: Optional[np.ndarray], shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A caller's ``out`` array for cdist, or a new one."""
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy array, got {type(out).__name__}")
+    if out.shape != shape or out.dtype != dtype:
+        raise ValueError(f"out must have shape {shape} and dtype {dtype}; "
+                         f"got shape {out.shape} and dtype {out.dtype}")
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError("out must be a writeable C-contiguous array")
+    return out

@@ -1,0 +1,189 @@
+"""The pure-numpy backend: the reference every native path is held to, and the
+fallback where the extension cannot load.
+
+It works block by block and keeps only a running top-k per query, so its
+memory stays bounded however large the corpus (never a q x n score matrix).
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+
+from ._inputs import HIGHER_IS_BETTER, SearchArgs, non_finite_error
+
+name = "numpy"
+
+_QUERY_BLOCK = 1024
+# Scores held at once per block (16 MiB of float32), and bytes of corpus
+# rows widened to float at once.
+_BLOCK_SCORES = 1 << 22
+_BLOCK_WIDENED_BYTES = 1 << 26
+
+
+def _corpus_block_rows(args: SearchArgs, query_rows: int) -> int:
+    widened_row_bytes = 4 * max(args.dim, 1)
+    return max(1, min(_BLOCK_SCORES // max(query_rows, 1),
+                      _BLOCK_WIDENED_BYTES // widened_row_bytes))
+
+
+def _blocks(n: int, size: int) -> Iterator[slice]:
+    for start in range(0, n, size):
+        yield slice(start, min(start + size, n))
+
+
+def _unpack_bits(bits: np.ndarray, count: int, dtype: type) -> np.ndarray:
+    return np.unpackbits(bits, axis=1, count=count).astype(dtype)
+
+
+def _float_rows(args: SearchArgs, rows: np.ndarray) -> np.ndarray:
+    """Corpus rows as float32; bits become +1 / -1."""
+    if args.pair == "f32_bits":
+        return _unpack_bits(rows, args.dim, np.float32) * np.float32(2) - np.float32(1)
+    return rows.astype(np.float32, copy=False)
+
+
+def _sqnorms(rows: np.ndarray) -> np.ndarray:
+    return np.einsum("ij,ij->i", rows, rows)
+
+
+def _float_scores(args: SearchArgs, q: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    c = _float_rows(args, rows)
+    dots = q @ c.T
+    if not np.isfinite(dots).all():
+        raise non_finite_error(args)
+    if args.metric == "dot":
+        return dots
+    q_norms = _sqnorms(q)
+    c_norms = (np.full(len(c), args.dim, dtype=np.float32) if args.pair == "f32_bits"
+               else _sqnorms(c))
+    if not (np.isfinite(q_norms).all() and np.isfinite(c_norms).all()):
+        raise non_finite_error(args)
+    if args.metric == "cosine":
+        denominator = np.sqrt(q_norms.astype(np.float64))[:, None] * np.sqrt(
+            c_norms.astype(np.float64))[None, :]
+        return _cosine(dots, denominator)
+    squared = np.maximum(q_norms[:, None] + c_norms[None, :] - 2 * dots, np.float32(0))
+    return squared if args.metric == "sqeuclidean" else np.sqrt(squared)
+
+
+def _cosine(dots: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """u.v / (|u||v|), and 0 where either vector is zero."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        values = np.where(denominator == 0, 0.0, dots / denominator)
+    return values.astype(np.float32)
+
+
+def _int8_scores(args: SearchArgs, q: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    # float64 holds every int8 product sum exactly (|sum| < 2**30 < 2**53), and
+    # runs on BLAS, unlike numpy's integer matmul.
+    q64, c64 = q.astype(np.float64), rows.astype(np.float64)
+    dots = q64 @ c64.T
+    if args.metric == "dot":
+        return dots.astype(np.int32)
+    q_norms, c_norms = _sqnorms(q64), _sqnorms(c64)
+    if args.metric == "cosine":
+        return _cosine(dots, np.sqrt(q_norms[:, None] * c_norms[None, :]))
+    squared = q_norms[:, None] + c_norms[None, :] - 2 * dots
+    if args.metric == "sqeuclidean":
+        return squared.astype(np.int32)
+    return np.sqrt(squared).astype(np.float32)
+
+
+def _hamming_scores(args: SearchArgs, q: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    # popcount(a ^ b) = popcount(a) + popcount(b) - 2 popcount(a & b), the last
+    # a 0/1 matrix product; float32 is exact while counts stay below 2**24.
+    dtype = np.float32 if args.dim < 2**24 else np.float64
+    qb, cb = _unpack_bits(q, args.dim, dtype), _unpack_bits(rows, args.dim, dtype)
+    common = qb @ cb.T
+    return (qb.sum(1)[:, None] + cb.sum(1)[None, :] - 2 * common).astype(np.int32)
+
+
+def score_block(args: SearchArgs, q: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The metric's values for queries ``q`` against corpus ``rows``, as returned."""
+    if args.pair == "bits_bits":
+        return _hamming_scores(args, q, rows)
+    if args.pair == "i8_i8":
+        return _int8_scores(args, q, rows)
+    return _float_scores(args, q, rows)
+
+
+def _keys(args: SearchArgs, scores: np.ndarray) -> np.ndarray:
+    """Scores as float64 keys where higher is better (exact for float32, int32)."""
+    keys = scores.astype(np.float64)
+    return keys if HIGHER_IS_BETTER[args.metric] else -keys
+
+
+def _block_best(keys: np.ndarray, k: int) -> np.ndarray:
+    """Columns of the k best keys per row (in no order), ties to the lower column."""
+    n = keys.shape[1]
+    if k >= n:
+        return np.broadcast_to(np.arange(n), keys.shape)
+    part = np.argpartition(-keys, k - 1, axis=1)[:, :k]
+    kth = np.take_along_axis(keys, part, axis=1).min(axis=1, keepdims=True)
+    better = keys > kth
+    tied = keys == kth
+    wanted_ties = k - better.sum(axis=1, keepdims=True)
+    take = better | (tied & (np.cumsum(tied, axis=1) <= wanted_ties))
+    return np.nonzero(take)[1].reshape(keys.shape[0], k)
+
+
+def _sorted_best(keys: np.ndarray, index: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k best (key, index) per row, best first, ties to the lower index."""
+    order = np.lexsort((index, -keys), axis=1)[:, :k]
+    return np.take_along_axis(keys, order, axis=1), np.take_along_axis(index, order, axis=1)
+
+
+def _scores_of(args: SearchArgs, keys: np.ndarray) -> np.ndarray:
+    values = keys if HIGHER_IS_BETTER[args.metric] else -keys
+    return values.astype(args.score_dtype)
+
+
+def topk(args: SearchArgs, k: int, threads: int) -> tuple[np.ndarray, np.ndarray]:
+    q_all, corpus = args.queries, args.corpus
+    nq, n = q_all.shape[0], corpus.shape[0]
+    kk = min(k, n)
+    scores = np.empty((nq, kk), dtype=args.score_dtype)
+    indices = np.empty((nq, kk), dtype=np.int64)
+    if kk == 0:
+        return scores, indices
+    for qs in _blocks(nq, _QUERY_BLOCK):
+        q = q_all[qs]
+        best_keys = np.empty((len(q), 0))
+        best_index = np.empty((len(q), 0), dtype=np.int64)
+        for cs in _blocks(n, _corpus_block_rows(args, len(q))):
+            keys = _keys(args, score_block(args, q, corpus[cs]))
+            cols = _block_best(keys, min(kk, keys.shape[1]))
+            best_keys, best_index = _sorted_best(
+                np.hstack([best_keys, np.take_along_axis(keys, cols, axis=1)]),
+                np.hstack([best_index, cols + cs.start]), kk)
+        scores[qs] = _scores_of(args, best_keys)
+        indices[qs] = best_index
+    return scores, indices
+
+
+def cdist(args: SearchArgs, threads: int, out: np.ndarray) -> np.ndarray:
+    nq, n = args.queries.shape[0], args.corpus.shape[0]
+    for qs in _blocks(nq, _QUERY_BLOCK):
+        for cs in _blocks(n, _corpus_block_rows(args, qs.stop - qs.start)):
+            out[qs, cs] = score_block(args, args.queries[qs], args.corpus[cs])
+    return out
+
+
+def rescore(args: SearchArgs, candidates: np.ndarray, k: int,
+            threads: int) -> tuple[np.ndarray, np.ndarray]:
+    nq, m = candidates.shape
+    kk = min(k, m)
+    scores = np.empty((nq, kk), dtype=args.score_dtype)
+    indices = np.empty((nq, kk), dtype=np.int64)
+    if kk == 0:
+        return scores, indices
+    for i in range(nq):
+        rows = candidates[i]
+        # Fancy indexing reads only these rows, also from a memmap.
+        keys = _keys(args, score_block(args, args.queries[i:i + 1], args.corpus[rows]))
+        best_keys, best_index = _sorted_best(keys, rows[np.newaxis, :], kk)
+        scores[i] = _scores_of(args, best_keys)[0]
+        indices[i] = best_index[0]
+    return scores, indices

@@ -1,0 +1,106 @@
+"""Exact search: top-k, full score matrices, and rescoring of candidates."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from . import _backend
+from ._inputs import check_candidates, check_k, check_out, prepare
+from ._threads import resolve_threads
+from ._types import TopK
+
+
+def topk(queries: ArrayLike, corpus: ArrayLike, k: int = 10, metric: str = "cosine",
+         threads: Optional[int] = None) -> TopK:
+    """The ``k`` nearest corpus rows to each query.
+
+    Parameters
+    ----------
+    queries : array_like
+        ``(q, d)`` vectors, or one ``(d,)`` vector (then results are 1-D).
+        float32/float16/float64, int8 codes, or bit-packed uint8 (hamming).
+    corpus : array_like
+        ``(n, d)`` float32, float16 or float64 vectors, int8 codes, or
+        ``(n, ceil(d/8))`` bit-packed uint8. Strided views and memmaps are read
+        in place.
+    k : int
+        How many results per query; fewer when the corpus has fewer rows.
+    metric : {"cosine", "dot", "sqeuclidean", "l2", "hamming"}
+    threads : int, optional
+        Worker threads; default all usable cores (``SIMKERNEL_NUM_THREADS``).
+
+    Returns
+    -------
+    TopK
+        ``scores`` (float32, or int32 for exact integer metrics) and
+        ``indices`` (int64 corpus rows), ``(q, min(k, n))``, best first; ties
+        go to the lower row.
+    """
+    args = prepare(queries, corpus, metric)
+    k = check_k(k)
+    scores, indices = _backend.active.topk(args, k, resolve_threads(threads))
+    return TopK(args.shaped(scores), args.shaped(indices))
+
+
+def cdist(a: ArrayLike, b: ArrayLike, metric: str = "cosine", threads: Optional[int] = None,
+          out: Optional[np.ndarray] = None) -> np.ndarray:
+    """The full ``(m, n)`` matrix of metric values between rows of ``a`` and ``b``.
+
+    Parameters
+    ----------
+    a, b : array_like
+        ``(m, d)`` and ``(n, d)``, with the element types of `topk` (``a`` as
+        queries, ``b`` as corpus). A 1-D ``a`` gives a 1-D ``(n,)`` result.
+    metric : str
+        As for `topk`; the values are the metric's own (cosine similarity,
+        not ``1 - cos``).
+    threads : int, optional
+    out : numpy.ndarray, optional
+        C-contiguous array of the result's shape and dtype to write into.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, or int32 for exact integer metrics.
+    """
+    args = prepare(a, b, metric, query_name="a", corpus_name="b")
+    shape = (args.queries.shape[0], args.corpus.shape[0])
+    target = check_out(out, shape[1:] if args.one_query else shape, args.score_dtype)
+    # A reshape of a C-contiguous array is a view: the backend writes into target.
+    _backend.active.cdist(args, resolve_threads(threads), target.reshape(shape))
+    return target
+
+
+def rescore(queries: ArrayLike, candidates: ArrayLike, vectors: ArrayLike, k: int = 10,
+            metric: str = "cosine", threads: Optional[int] = None) -> TopK:
+    """Re-ranks candidate rows of ``vectors`` for each query (two-stage search).
+
+    Parameters
+    ----------
+    queries : array_like
+        ``(q, d)`` or one ``(d,)`` vector.
+    candidates : array_like
+        ``(q, m)`` integer row numbers into ``vectors``, e.g. a first stage's
+        ``indices``; distinct within each row.
+    vectors : array_like
+        ``(n, d)`` float32, float16 or int8 vectors (an array or a memmap);
+        only the candidate rows are read.
+    k : int
+        Results per query; ``min(k, m)`` are returned.
+    metric : str
+    threads : int, optional
+
+    Returns
+    -------
+    TopK
+        Scores and row numbers into ``vectors``, best first, ties to the
+        lower row.
+    """
+    args = prepare(queries, vectors, metric, corpus_name="vectors")
+    k = check_k(k)
+    rows = check_candidates(candidates, args)
+    scores, indices = _backend.active.rescore(args, rows, k, resolve_threads(threads))
+    return TopK(args.shaped(scores), args.shaped(indices))
