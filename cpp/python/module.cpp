@@ -64,7 +64,7 @@ Matrix as_matrix(const py::array& a, char kind, std::size_t dim,
                           std::to_string(a.shape(1)) + " elements, expected " +
                           std::to_string(row_elements(kind, dim)));
   }
-  if (a.shape(1) > 1 && a.strides(1) != a.itemsize()) {
+  if (a.shape(0) > 0 && a.shape(1) > 1 && a.strides(1) != a.itemsize()) {
     throw py::value_error(std::string(what) + " rows must be contiguous");
   }
   return {a.data(), a.strides(0), static_cast<std::size_t>(a.shape(0))};

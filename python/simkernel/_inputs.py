@@ -93,7 +93,7 @@ def _as_rows(x: object, name: str, *, widen_queries: bool) -> np.ndarray:
         raise TypeError(f"{name} has dtype {dtype}; expected {_ACCEPTED}")
     # Strided rows are read in place; only a non-unit step inside a row (or
     # misaligned memory) forces one copy.
-    inner_ok = array.shape[1] <= 1 or array.strides[1] == array.itemsize
+    inner_ok = array.size == 0 or array.strides[1] == array.itemsize
     if not inner_ok or not array.flags.aligned:
         array = np.ascontiguousarray(array)
     return array

@@ -1,0 +1,43 @@
+"""Fixtures: the backends and ISA paths every test runs on."""
+
+from __future__ import annotations
+
+import pytest
+
+from simkernel import _backend, _numpy_backend
+
+NATIVE = _backend.native()
+BACKENDS = [_numpy_backend] + ([NATIVE] if NATIVE is not None else [])
+SUPPORTED_ISAS = NATIVE._core.capabilities()["supported"] if NATIVE is not None else []
+
+
+@pytest.fixture(params=BACKENDS, ids=lambda b: b.name)
+def backend(request):
+    """Runs the test once per available backend, with that backend active."""
+    previous = _backend.set_active(request.param)
+    yield request.param
+    _backend.set_active(previous)
+
+
+@pytest.fixture(params=SUPPORTED_ISAS or [None])
+def isa(request):
+    """Runs the test once per ISA path this CPU supports, native backend active."""
+    if request.param is None:
+        pytest.skip("the native core is not loaded")
+    core = NATIVE._core
+    before = core.capabilities()["isa"]
+    assert core.select_isa(request.param)
+    previous = _backend.set_active(NATIVE)
+    yield request.param
+    _backend.set_active(previous)
+    core.select_isa(before)
+
+
+def numpy_answer(function, *args, **kwargs):
+    """What the numpy backend answers to ``function(*args, **kwargs)``, whatever
+    backend is active: the reference native results are held to."""
+    previous = _backend.set_active(_numpy_backend)
+    try:
+        return function(*args, **kwargs)
+    finally:
+        _backend.set_active(previous)

@@ -1,0 +1,116 @@
+"""Every native ISA path against the numpy reference (and both against a
+float64 oracle): integer paths bit for bit, float paths within DESIGN 2.3's
+tolerance with tie-aware index checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+import simkernel as sk
+from conftest import numpy_answer
+from reference import assert_valid_topk, exact_scores, tolerance
+from strategies import PAIR_METRIC_CASES, search_cases
+
+from simkernel._inputs import prepare
+
+CASE_IDS = [f"{q}x{c}-{m}" for q, c, m in PAIR_METRIC_CASES]
+EXAMPLES = settings(max_examples=30, deadline=None)
+
+
+def integer_result(queries: np.ndarray, corpus: np.ndarray, metric: str) -> bool:
+    return metric == "hamming" or (queries.dtype == np.int8 and metric in ("dot", "sqeuclidean"))
+
+
+@pytest.mark.parametrize("q_kind,c_kind,metric", PAIR_METRIC_CASES, ids=CASE_IDS)
+def test_topk_matches_reference(isa, q_kind, c_kind, metric):
+    @EXAMPLES
+    @given(search_cases(q_kind, c_kind, metric))
+    def check(case):
+        native = sk.topk(case.queries, case.corpus, k=case.k, metric=case.metric, threads=2)
+        ref = numpy_answer(sk.topk, case.queries, case.corpus, k=case.k, metric=case.metric)
+        if integer_result(case.queries, case.corpus, metric):
+            np.testing.assert_array_equal(native.scores, ref.scores)
+            np.testing.assert_array_equal(native.indices, ref.indices)
+        assert native.scores.dtype == ref.scores.dtype
+        assert_valid_topk(*native, case.queries, case.corpus, metric, case.k)
+        assert_valid_topk(*ref, case.queries, case.corpus, metric, case.k)
+
+    check()
+
+
+@pytest.mark.parametrize("q_kind,c_kind,metric", PAIR_METRIC_CASES, ids=CASE_IDS)
+def test_cdist_matches_reference(isa, q_kind, c_kind, metric):
+    @EXAMPLES
+    @given(search_cases(q_kind, c_kind, metric))
+    def check(case):
+        native = sk.cdist(case.queries, case.corpus, metric=case.metric, threads=2)
+        ref = numpy_answer(sk.cdist, case.queries, case.corpus, metric=case.metric)
+        assert native.dtype == ref.dtype and native.shape == ref.shape
+        if integer_result(case.queries, case.corpus, metric):
+            np.testing.assert_array_equal(native, ref)
+        exact = exact_scores(case.queries, case.corpus, metric)
+        tol = tolerance(case.queries, case.corpus, metric)
+        for got in (native, ref):
+            np.testing.assert_array_less(np.abs(got - exact), tol + 1e-12)
+
+    check()
+
+
+@pytest.mark.parametrize("q_kind,c_kind,metric", PAIR_METRIC_CASES, ids=CASE_IDS)
+def test_rescore_matches_reference(isa, q_kind, c_kind, metric):
+    @settings(max_examples=15, deadline=None)
+    @given(search_cases(q_kind, c_kind, metric))
+    def check(case):
+        n = len(case.corpus)
+        rng = np.random.default_rng(n)
+        m = min(n, 1 + case.k // 2)
+        candidates = np.stack([rng.permutation(n)[:m] for _ in range(len(case.queries))]) \
+            if len(case.queries) else np.empty((0, m), dtype=np.int64)
+        native = sk.rescore(case.queries, candidates, case.corpus, k=case.k, metric=metric)
+        ref = numpy_answer(sk.rescore, case.queries, candidates, case.corpus, k=case.k,
+                              metric=metric)
+        if integer_result(case.queries, case.corpus, metric):
+            np.testing.assert_array_equal(native.scores, ref.scores)
+            np.testing.assert_array_equal(native.indices, ref.indices)
+        for result in (native, ref):
+            assert result.scores.shape == (len(case.queries), min(case.k, m))
+            # The rows come from the candidates, and are the best of them.
+            for i, row in enumerate(result.indices):
+                assert set(row.tolist()) <= set(candidates[i].tolist())
+                sub = case.corpus[np.sort(candidates[i])]
+                assert_valid_topk(result.scores[i:i + 1], np.searchsorted(
+                    np.sort(candidates[i]), row)[None, :], case.queries[i:i + 1], sub,
+                    metric, case.k)
+
+    check()
+
+
+@pytest.mark.parametrize("metric", ["dot", "cosine", "sqeuclidean", "l2"])
+def test_results_do_not_depend_on_threads_or_batching(isa, metric):
+    rng = np.random.default_rng(7)
+    corpus = rng.standard_normal((3000, 45)).astype(np.float32)
+    queries = rng.standard_normal((40, 45)).astype(np.float32)
+    one = sk.topk(queries, corpus, k=7, metric=metric, threads=1)
+    for threads in (2, 3, 8):
+        many = sk.topk(queries, corpus, k=7, metric=metric, threads=threads)
+        np.testing.assert_array_equal(one.indices, many.indices)
+        np.testing.assert_array_equal(one.scores, many.scores)
+    for start in (0, 13, 39):
+        single = sk.topk(queries[start], corpus, k=7, metric=metric, threads=2)
+        np.testing.assert_array_equal(single.indices, one.indices[start])
+        np.testing.assert_array_equal(single.scores, one.scores[start])
+
+
+def test_every_isa_agrees_on_integer_paths(isa):
+    rng = np.random.default_rng(3)
+    codes = rng.integers(-128, 128, size=(500, 77)).astype(np.int8)
+    bits = rng.integers(0, 256, size=(500, 17)).astype(np.uint8)
+    for metric in ("dot", "sqeuclidean"):
+        got = sk.cdist(codes[:20], codes, metric=metric)
+        want = exact_scores(codes[:20], codes, metric)
+        np.testing.assert_array_equal(got, want.astype(np.int32))
+    np.testing.assert_array_equal(sk.cdist(bits[:20], bits, metric="hamming"),
+                                  exact_scores(bits[:20], bits, "hamming").astype(np.int32))
+    assert prepare(codes, codes, "dot").pair == "i8_i8"

@@ -1,0 +1,79 @@
+"""The shared all-MiniLM-L6-v2 embeddings of Debian package descriptions:
+exact search finds the known relevant documents, quantized search keeps the
+exact top-10, and the native core agrees with numpy on real data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import simkernel as sk
+from conftest import numpy_answer
+from reference import assert_valid_topk
+
+DATA = Path(os.environ.get("SIMKERNEL_DATA",
+                           Path(__file__).resolve().parents[2] / "shared/data/debian-minilm"))
+pytestmark = pytest.mark.skipif(not (DATA / "corpus.npy").exists(),
+                                reason=f"no shared embeddings at {DATA}")
+QUERIES = 300
+
+
+@pytest.fixture(scope="module")
+def data():
+    corpus = np.load(DATA / "corpus.npy", mmap_mode="r")
+    queries = np.load(DATA / "queries.npy")[:QUERIES].astype(np.float32)
+    qrels = np.load(DATA / "qrels.npy")[:QUERIES]
+    exact = sk.topk(queries, np.asarray(corpus, dtype=np.float32), k=10, metric="cosine")
+    return corpus, queries, qrels, exact
+
+
+def overlap(found: np.ndarray, exact: np.ndarray) -> float:
+    return float(np.mean([len(set(a) & set(b)) / exact.shape[1] for a, b in zip(found, exact)]))
+
+
+def test_float16_corpus_search_is_exact_on_real_embeddings(backend, data):
+    corpus, queries, _, _ = data
+    scores, indices = sk.topk(queries[:40], corpus, k=10, metric="cosine")
+    assert_valid_topk(scores, indices, queries[:40], np.asarray(corpus), "cosine", 10)
+
+
+def test_exact_search_finds_the_relevant_documents(data):
+    _, _, qrels, exact = data
+    # 0.802 over all 2,000 queries; this is the first 300.
+    recall = float((exact.indices == qrels[:, None]).any(axis=1).mean())
+    assert 0.75 <= recall <= 0.86
+
+
+def test_int8_codes_keep_the_exact_top10(backend, data):
+    corpus, queries, _, exact = data
+    codec = sk.Int8Quantizer.fit(corpus)
+    codes = codec.encode(corpus)
+    assert overlap(sk.topk(queries, codes, k=10, metric="cosine").indices, exact.indices) >= 0.98
+    symmetric = sk.topk(codec.encode(queries), codes, k=10, metric="cosine")
+    assert overlap(symmetric.indices, exact.indices) >= 0.98
+
+
+def test_binary_search_with_rescoring_keeps_most_of_the_exact_top10(backend, data):
+    corpus, queries, _, exact = data
+    bits = sk.binary_quantize(corpus)
+    first = sk.topk(queries, bits, k=40, metric="cosine")
+    rescored = sk.rescore(queries, first.indices, corpus, k=10, metric="cosine")
+    assert overlap(rescored.indices, exact.indices) >= 0.93
+    hamming = sk.topk(sk.binary_quantize(queries), bits, k=40, metric="hamming")
+    assert overlap(sk.rescore(queries, hamming.indices, corpus, k=10).indices,
+                   exact.indices) >= 0.83
+
+
+def test_hamming_on_real_codes_matches_numpy_exactly(isa, data):
+    corpus, queries, _, _ = data
+    bits = sk.binary_quantize(corpus)
+    qbits = sk.binary_quantize(queries[:50])
+    native = sk.topk(qbits, bits, k=20, metric="hamming")
+    expected = sk.cdist(qbits, bits, metric="hamming")
+    reference = numpy_answer(sk.topk, qbits, bits, k=20, metric="hamming")
+    np.testing.assert_array_equal(native.indices, reference.indices)
+    np.testing.assert_array_equal(native.scores, reference.scores)
+    np.testing.assert_array_equal(np.take_along_axis(expected, native.indices, 1), native.scores)

@@ -1,0 +1,62 @@
+"""Threads: per-call thread counts, concurrent callers, and Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import simkernel as sk
+from conftest import NATIVE
+
+
+def test_concurrent_python_threads_get_the_sequential_answers(backend):
+    rng = np.random.default_rng(5)
+    corpus = rng.standard_normal((4000, 40)).astype(np.float32)
+    codes = rng.integers(-128, 128, size=(4000, 40)).astype(np.int8)
+    jobs = [(rng.standard_normal((7, 40)).astype(np.float32), corpus, m) for m in
+            ("dot", "cosine", "l2")] * 4
+    jobs += [(codes[:5], codes, "sqeuclidean")] * 4
+    sequential = [sk.topk(q, c, k=9, metric=m, threads=2) for q, c, m in jobs]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        concurrent = list(pool.map(lambda job: sk.topk(job[0], job[1], k=9, metric=job[2],
+                                                         threads=2), jobs))
+    for want, got in zip(sequential, concurrent):
+        np.testing.assert_array_equal(want.indices, got.indices)
+        np.testing.assert_array_equal(want.scores, got.scores)
+
+
+@pytest.mark.skipif(NATIVE is None, reason="the native core is not loaded")
+def test_ctrl_c_stops_a_long_call_quickly():
+    # A search that runs for many seconds on the scalar kernels.
+    script = textwrap.dedent("""
+        import sys, time
+        import numpy as np
+        import simkernel as sk
+        corpus = np.ones((400_000, 256), dtype=np.float32)
+        queries = np.ones((2_000, 256), dtype=np.float32)
+        print("ready", flush=True)
+        try:
+            sk.topk(queries, corpus, k=10, threads=2)
+        except KeyboardInterrupt:
+            print("interrupted", time.monotonic(), flush=True)
+            sys.exit(0)
+        print("finished", flush=True)
+    """)
+    env = {"SIMKERNEL_ISA": "scalar", "PATH": ""}
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                             env=env)
+    assert child.stdout.readline().strip() == "ready"
+    time.sleep(0.5)
+    sent = time.monotonic()
+    child.send_signal(signal.SIGINT)
+    out, _ = child.communicate(timeout=60)
+    word, when = out.split()
+    assert word == "interrupted"
+    assert float(when) - sent < 1.0
