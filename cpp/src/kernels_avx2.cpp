@@ -1,0 +1,327 @@
+// AVX2 + FMA + F16C kernels. Compiled with -mavx2 -mfma -mf16c -mpopcnt and
+// only ever called after dispatch has seen those features.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "simkernel/kernels.hpp"
+
+namespace simkernel::avx2 {
+namespace {
+
+template <typename T>
+const T* row(const void* base, std::ptrdiff_t stride, std::size_t i) {
+  return reinterpret_cast<const T*>(static_cast<const char*>(base) +
+                                    static_cast<std::ptrdiff_t>(i) * stride);
+}
+
+// Lanes [0, n) set, for masked loads that never touch memory past a row.
+__m256i first_lanes(std::size_t n) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), lane);
+}
+
+// A fixed reduction order, so a pair's score is the same wherever it sits in
+// a tile (results must not depend on blocking or threads).
+float sum_lanes(__m256 v) {
+  __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+  x = _mm_add_ss(x, _mm_movehdup_ps(x));
+  return _mm_cvtss_f32(x);
+}
+
+std::int32_t sum_lanes(__m256i v) {
+  __m128i x = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  x = _mm_add_epi32(x, _mm_shuffle_epi32(x, _MM_SHUFFLE(1, 0, 3, 2)));
+  x = _mm_add_epi32(x, _mm_shuffle_epi32(x, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm_cvtsi128_si32(x);
+}
+
+// Corpus element types, each widened to 8 float32 lanes. Tails are copied
+// into a zeroed buffer (or masked), so no load reads past the end of a row.
+struct F32 {
+  using T = float;
+  static __m256 load(const float* p) { return _mm256_loadu_ps(p); }
+  static __m256 load_tail(const float* p, std::size_t n) {
+    return _mm256_maskload_ps(p, first_lanes(n));
+  }
+};
+
+struct F16 {
+  using T = std::uint16_t;
+  static __m256 load(const std::uint16_t* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  static __m256 load_tail(const std::uint16_t* p, std::size_t n) {
+    std::uint16_t buffer[8] = {};
+    std::memcpy(buffer, p, n * sizeof *p);
+    return load(buffer);
+  }
+};
+
+struct I8 {
+  using T = std::int8_t;
+  static __m256 load(const std::int8_t* p) {
+    __m128i bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes));
+  }
+  static __m256 load_tail(const std::int8_t* p, std::size_t n) {
+    std::int8_t buffer[8] = {};
+    std::memcpy(buffer, p, n);
+    return load(buffer);
+  }
+};
+
+struct Dot {
+  static __m256 step(__m256 q, __m256 c, __m256 acc) { return _mm256_fmadd_ps(q, c, acc); }
+};
+
+struct SquaredDistance {
+  static __m256 step(__m256 q, __m256 c, __m256 acc) {
+    __m256 d = _mm256_sub_ps(q, c);
+    return _mm256_fmadd_ps(d, d, acc);
+  }
+};
+
+// NQ queries x NC corpus rows with one accumulator per pair: each corpus
+// vector loaded once serves NQ queries. 4 x 3 uses 12 accumulators, 3 corpus
+// registers and 1 query register: all 16 YMM registers.
+template <typename Elem, typename Op, int NQ, int NC>
+void float_block(const Tile& t, std::size_t i0, std::size_t j0, float* scores) {
+  using T = typename Elem::T;
+  const float* q[NQ];
+  const T* c[NC];
+  for (int i = 0; i < NQ; ++i) q[i] = row<float>(t.queries, t.query_stride, i0 + i);
+  for (int j = 0; j < NC; ++j) c[j] = row<T>(t.corpus, t.corpus_stride, j0 + j);
+  __m256 acc[NQ][NC];
+  for (int i = 0; i < NQ; ++i) {
+    for (int j = 0; j < NC; ++j) acc[i][j] = _mm256_setzero_ps();
+  }
+  std::size_t l = 0;
+  for (; l + 8 <= t.dim; l += 8) {
+    __m256 cv[NC];
+    for (int j = 0; j < NC; ++j) cv[j] = Elem::load(c[j] + l);
+    for (int i = 0; i < NQ; ++i) {
+      __m256 qv = _mm256_loadu_ps(q[i] + l);
+      for (int j = 0; j < NC; ++j) acc[i][j] = Op::step(qv, cv[j], acc[i][j]);
+    }
+  }
+  if (l < t.dim) {
+    std::size_t n = t.dim - l;
+    __m256 cv[NC];
+    for (int j = 0; j < NC; ++j) cv[j] = Elem::load_tail(c[j] + l, n);
+    for (int i = 0; i < NQ; ++i) {
+      __m256 qv = F32::load_tail(q[i] + l, n);
+      for (int j = 0; j < NC; ++j) acc[i][j] = Op::step(qv, cv[j], acc[i][j]);
+    }
+  }
+  for (int i = 0; i < NQ; ++i) {
+    for (int j = 0; j < NC; ++j) {
+      scores[(i0 + i) * t.corpus_count + j0 + j] = sum_lanes(acc[i][j]);
+    }
+  }
+}
+
+template <typename Elem>
+float float_sqnorm(const typename Elem::T* c, std::size_t dim) {
+  __m256 acc = _mm256_setzero_ps();
+  std::size_t l = 0;
+  for (; l + 8 <= dim; l += 8) {
+    __m256 v = Elem::load(c + l);
+    acc = _mm256_fmadd_ps(v, v, acc);
+  }
+  if (l < dim) {
+    __m256 v = Elem::load_tail(c + l, dim - l);
+    acc = _mm256_fmadd_ps(v, v, acc);
+  }
+  return sum_lanes(acc);
+}
+
+// Corpus rows outermost: a group of rows is loaded once and scored against
+// every query of the tile while it is in L1.
+template <typename Elem, typename Op>
+void float_tile(const Tile& t) {
+  auto* scores = static_cast<float*>(t.scores);
+  std::size_t j = 0;
+  for (; j + 3 <= t.corpus_count; j += 3) {
+    std::size_t i = 0;
+    for (; i + 4 <= t.query_count; i += 4) float_block<Elem, Op, 4, 3>(t, i, j, scores);
+    for (; i < t.query_count; ++i) float_block<Elem, Op, 1, 3>(t, i, j, scores);
+  }
+  for (; j < t.corpus_count; ++j) {
+    std::size_t i = 0;
+    for (; i + 4 <= t.query_count; i += 4) float_block<Elem, Op, 4, 1>(t, i, j, scores);
+    for (; i < t.query_count; ++i) float_block<Elem, Op, 1, 1>(t, i, j, scores);
+  }
+  if (t.corpus_norms != nullptr) {
+    auto* norms = static_cast<float*>(t.corpus_norms);
+    for (std::size_t r = 0; r < t.corpus_count; ++r) {
+      norms[r] = float_sqnorm<Elem>(row<typename Elem::T>(t.corpus, t.corpus_stride, r), t.dim);
+    }
+  }
+}
+
+// Each bit is +1 (set) or -1 (clear), first dimension in the top bit: a
+// byte broadcast to 8 lanes and tested against one bit per lane gives the
+// lanes whose sign to flip.
+__m256 bit_signs(std::uint8_t byte) {
+  const __m256i lane_bit = _mm256_setr_epi32(128, 64, 32, 16, 8, 4, 2, 1);
+  __m256i bits = _mm256_and_si256(_mm256_set1_epi32(byte), lane_bit);
+  __m256i clear = _mm256_cmpeq_epi32(bits, _mm256_setzero_si256());
+  return _mm256_and_ps(_mm256_castsi256_ps(clear), _mm256_set1_ps(-0.0f));
+}
+
+template <int NC>
+void bits_block(const Tile& t, std::size_t i, std::size_t j0, float* scores) {
+  const float* q = row<float>(t.queries, t.query_stride, i);
+  const std::uint8_t* c[NC];
+  for (int j = 0; j < NC; ++j) c[j] = row<std::uint8_t>(t.corpus, t.corpus_stride, j0 + j);
+  __m256 acc[NC];
+  for (int j = 0; j < NC; ++j) acc[j] = _mm256_setzero_ps();
+  for (std::size_t l = 0; l < t.dim; l += 8) {
+    // Lanes past dim load as 0 and add nothing, whatever their bit says.
+    __m256 qv = l + 8 <= t.dim ? _mm256_loadu_ps(q + l) : F32::load_tail(q + l, t.dim - l);
+    for (int j = 0; j < NC; ++j) {
+      acc[j] = _mm256_add_ps(acc[j], _mm256_xor_ps(qv, bit_signs(c[j][l / 8])));
+    }
+  }
+  for (int j = 0; j < NC; ++j) scores[i * t.corpus_count + j0 + j] = sum_lanes(acc[j]);
+}
+
+void dot_bits_tile(const Tile& t) {
+  auto* scores = static_cast<float*>(t.scores);
+  for (std::size_t i = 0; i < t.query_count; ++i) {
+    std::size_t j = 0;
+    for (; j + 4 <= t.corpus_count; j += 4) bits_block<4>(t, i, j, scores);
+    for (; j < t.corpus_count; ++j) bits_block<1>(t, i, j, scores);
+  }
+}
+
+// int8 rows sign-extended to int16 and multiplied pairwise into int32 with
+// vpmaddwd: exact for every int8 value, -128 included.
+__m256i load_i16(const std::int8_t* p) {
+  return _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+__m256i load_i16_tail(const std::int8_t* p, std::size_t n) {
+  std::int8_t buffer[16] = {};
+  std::memcpy(buffer, p, n);
+  return load_i16(buffer);
+}
+
+struct DotI8 {
+  static __m256i step(__m256i a, __m256i b, __m256i acc) {
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(a, b));
+  }
+};
+
+struct SquaredDistanceI8 {
+  static __m256i step(__m256i a, __m256i b, __m256i acc) {
+    __m256i d = _mm256_sub_epi16(a, b);  // within [-255, 255]
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(d, d));
+  }
+};
+
+template <typename Op, int NQ, int NC>
+void int8_block(const Tile& t, std::size_t i0, std::size_t j0, std::int32_t* scores) {
+  const std::int8_t* q[NQ];
+  const std::int8_t* c[NC];
+  for (int i = 0; i < NQ; ++i) q[i] = row<std::int8_t>(t.queries, t.query_stride, i0 + i);
+  for (int j = 0; j < NC; ++j) c[j] = row<std::int8_t>(t.corpus, t.corpus_stride, j0 + j);
+  __m256i acc[NQ][NC];
+  for (int i = 0; i < NQ; ++i) {
+    for (int j = 0; j < NC; ++j) acc[i][j] = _mm256_setzero_si256();
+  }
+  for (std::size_t l = 0; l < t.dim; l += 16) {
+    bool full = l + 16 <= t.dim;
+    __m256i cv[NC];
+    for (int j = 0; j < NC; ++j) {
+      cv[j] = full ? load_i16(c[j] + l) : load_i16_tail(c[j] + l, t.dim - l);
+    }
+    for (int i = 0; i < NQ; ++i) {
+      __m256i qv = full ? load_i16(q[i] + l) : load_i16_tail(q[i] + l, t.dim - l);
+      for (int j = 0; j < NC; ++j) acc[i][j] = Op::step(qv, cv[j], acc[i][j]);
+    }
+  }
+  for (int i = 0; i < NQ; ++i) {
+    for (int j = 0; j < NC; ++j) {
+      scores[(i0 + i) * t.corpus_count + j0 + j] = sum_lanes(acc[i][j]);
+    }
+  }
+}
+
+std::int32_t int8_sqnorm(const std::int8_t* c, std::size_t dim) {
+  __m256i acc = _mm256_setzero_si256();
+  for (std::size_t l = 0; l < dim; l += 16) {
+    __m256i v = l + 16 <= dim ? load_i16(c + l) : load_i16_tail(c + l, dim - l);
+    acc = DotI8::step(v, v, acc);
+  }
+  return sum_lanes(acc);
+}
+
+template <typename Op>
+void int8_tile(const Tile& t) {
+  auto* scores = static_cast<std::int32_t*>(t.scores);
+  std::size_t j = 0;
+  for (; j + 3 <= t.corpus_count; j += 3) {
+    std::size_t i = 0;
+    for (; i + 4 <= t.query_count; i += 4) int8_block<Op, 4, 3>(t, i, j, scores);
+    for (; i < t.query_count; ++i) int8_block<Op, 1, 3>(t, i, j, scores);
+  }
+  for (; j < t.corpus_count; ++j) {
+    std::size_t i = 0;
+    for (; i + 4 <= t.query_count; i += 4) int8_block<Op, 4, 1>(t, i, j, scores);
+    for (; i < t.query_count; ++i) int8_block<Op, 1, 1>(t, i, j, scores);
+  }
+  if (t.corpus_norms != nullptr) {
+    auto* norms = static_cast<std::int32_t*>(t.corpus_norms);
+    for (std::size_t r = 0; r < t.corpus_count; ++r) {
+      norms[r] = int8_sqnorm(row<std::int8_t>(t.corpus, t.corpus_stride, r), t.dim);
+    }
+  }
+}
+
+// Hardware POPCNT on 64-bit words of the XOR.
+std::int32_t hamming_row(const std::uint8_t* a, const std::uint8_t* b, std::size_t bytes) {
+  std::int64_t s = 0;
+  std::size_t i = 0;
+  for (; i + 8 <= bytes; i += 8) {
+    std::uint64_t x, y;
+    std::memcpy(&x, a + i, 8);
+    std::memcpy(&y, b + i, 8);
+    s += _mm_popcnt_u64(x ^ y);
+  }
+  for (; i < bytes; ++i) s += _mm_popcnt_u32(unsigned{a[i]} ^ b[i]);
+  return static_cast<std::int32_t>(s);
+}
+
+void hamming_tile(const Tile& t) {
+  auto* scores = static_cast<std::int32_t*>(t.scores);
+  std::size_t bytes = (t.dim + 7) / 8;
+  for (std::size_t j = 0; j < t.corpus_count; ++j) {
+    const auto* c = row<std::uint8_t>(t.corpus, t.corpus_stride, j);
+    for (std::size_t i = 0; i < t.query_count; ++i) {
+      scores[i * t.corpus_count + j] =
+          hamming_row(row<std::uint8_t>(t.queries, t.query_stride, i), c, bytes);
+    }
+  }
+}
+
+}  // namespace
+
+Kernels kernels() {
+  Kernels k{};
+  k.dot_f32 = float_tile<F32, Dot>;
+  k.dot_f16 = float_tile<F16, Dot>;
+  k.dot_i8f = float_tile<I8, Dot>;
+  k.dot_bitsf = dot_bits_tile;
+  k.dot_i8 = int8_tile<DotI8>;
+  k.sqeuclidean_f32 = float_tile<F32, SquaredDistance>;
+  k.sqeuclidean_f16 = float_tile<F16, SquaredDistance>;
+  k.sqeuclidean_i8f = float_tile<I8, SquaredDistance>;
+  k.sqeuclidean_i8 = int8_tile<SquaredDistanceI8>;
+  k.hamming = hamming_tile;
+  return k;
+}
+
+}  // namespace simkernel::avx2
