@@ -79,12 +79,27 @@ Problem make_problem(const py::array& queries, const py::array& corpus,
           as_matrix(corpus, info.corpus_kind, dim, "corpus"), dim};
 }
 
-py::array new_scores(const Problem& p, std::size_t rows, std::size_t cols) {
-  std::vector<py::ssize_t> shape{static_cast<py::ssize_t>(rows),
-                                 static_cast<py::ssize_t>(cols)};
-  if (integer_scores(p.pair, p.metric)) return py::array_t<std::int32_t>(shape);
-  return py::array_t<float>(shape);
-}
+// A top-k call's (scores, indices), allocated while the GIL is held; the
+// kernels write into them without it.
+struct Results {
+  Results(const Problem& p, std::size_t per_query)
+      : shape{static_cast<py::ssize_t>(p.queries.rows),
+              static_cast<py::ssize_t>(per_query)},
+        scores(integer_scores(p.pair, p.metric)
+                   ? py::array(py::array_t<std::int32_t>(shape))
+                   : py::array(py::array_t<float>(shape))),
+        indices(shape),
+        score_data(scores.mutable_data()),
+        index_data(indices.mutable_data()) {}
+
+  py::tuple as_tuple() const { return py::make_tuple(scores, indices); }
+
+  std::vector<py::ssize_t> shape;
+  py::array scores;
+  py::array_t<std::int64_t> indices;
+  void* score_data;
+  std::int64_t* index_data;
+};
 
 // Runs `work(stop)` without the GIL; Ctrl-C is noticed between blocks.
 template <typename Work>
@@ -115,16 +130,11 @@ py::tuple topk_binding(const py::array& queries, const py::array& corpus,
                        std::size_t dim, std::size_t k, int threads) {
   Problem p = make_problem(queries, corpus, pair, metric, dim);
   unsigned workers = check_threads(threads);
-  std::size_t kk = std::min(k, p.corpus.rows);
-  py::array scores = new_scores(p, p.queries.rows, kk);
-  py::array_t<std::int64_t> indices(
-      {static_cast<py::ssize_t>(p.queries.rows), static_cast<py::ssize_t>(kk)});
-  void* score_data = scores.mutable_data();
-  std::int64_t* index_data = indices.mutable_data();
+  Results out(p, result_count(k, p.corpus.rows));
   run_without_gil([&](StopFlag& stop) {
-    return topk(p, k, workers, stop, score_data, index_data);
+    return topk(p, k, workers, stop, out.score_data, out.index_data);
   });
-  return py::make_tuple(scores, indices);
+  return out.as_tuple();
 }
 
 void cdist_binding(const py::array& queries, const py::array& corpus,
@@ -166,16 +176,11 @@ py::tuple rescore_binding(const py::array& queries,
       throw py::value_error("candidates out of range");
     }
   }
-  std::size_t kk = std::min(k, m);
-  py::array scores = new_scores(p, p.queries.rows, kk);
-  py::array_t<std::int64_t> indices(
-      {static_cast<py::ssize_t>(p.queries.rows), static_cast<py::ssize_t>(kk)});
-  void* score_data = scores.mutable_data();
-  std::int64_t* index_data = indices.mutable_data();
+  Results out(p, result_count(k, m));
   run_without_gil([&](StopFlag& stop) {
-    return rescore(p, cand, m, k, workers, stop, score_data, index_data);
+    return rescore(p, cand, m, k, workers, stop, out.score_data, out.index_data);
   });
-  return py::make_tuple(scores, indices);
+  return out.as_tuple();
 }
 
 std::vector<std::string> isa_names(const std::vector<Isa>& isas) {

@@ -247,6 +247,10 @@ struct Run {
 
 }  // namespace
 
+std::size_t result_count(std::size_t k, std::size_t rows) {
+  return std::min(k, rows);
+}
+
 bool integer_scores(Pair pair, Metric metric) {
   return pair == Pair::bits_bits ||
          (pair == Pair::i8_i8 &&
@@ -256,7 +260,7 @@ bool integer_scores(Pair pair, Metric metric) {
 Status topk(const Problem& p, std::size_t k, unsigned threads, StopFlag& stop,
             void* scores, std::int64_t* indices) {
   std::size_t nq = p.queries.rows, n = p.corpus.rows;
-  std::size_t kk = std::min(k, n);
+  std::size_t kk = result_count(k, n);
   if (nq == 0 || kk == 0) return Status::ok;
   Run run(p, threads);
   if (!run.finite) return Status::non_finite;
@@ -355,7 +359,7 @@ Status rescore(const Problem& p, const std::int64_t* candidates,
                std::size_t candidate_count, std::size_t k, unsigned threads,
                StopFlag& stop, void* scores, std::int64_t* indices) {
   std::size_t nq = p.queries.rows;
-  std::size_t kk = std::min(k, candidate_count);
+  std::size_t kk = result_count(k, candidate_count);
   if (nq == 0 || kk == 0) return Status::ok;
   Run run(p, threads);
   if (!run.finite) return Status::non_finite;

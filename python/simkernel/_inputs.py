@@ -7,11 +7,12 @@ dimension. Errors name the argument and the shapes.
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
+
+from ._checks import positive_int
 
 METRICS = ("cosine", "dot", "sqeuclidean", "l2", "hamming")
 HIGHER_IS_BETTER = {"cosine": True, "dot": True, "sqeuclidean": False, "l2": False, "hamming": False}
@@ -69,15 +70,7 @@ def check_metric(metric: object) -> str:
 
 
 def check_k(k: object) -> int:
-    if isinstance(k, bool):
-        raise TypeError(f"k must be a positive integer, got {k!r}")
-    try:
-        value = operator.index(k)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(f"k must be a positive integer, got {k!r}") from None
-    if value <= 0:
-        raise ValueError(f"k must be a positive integer, got {value}")
-    return value
+    return positive_int(k, "k")
 
 
 def _as_rows(x: object, name: str, *, widen_queries: bool) -> np.ndarray:

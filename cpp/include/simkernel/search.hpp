@@ -29,6 +29,9 @@ struct Problem {
 
 enum class Status { ok, non_finite, interrupted };
 
+// Results per query of topk and rescore: min(k, rows to choose from).
+std::size_t result_count(std::size_t k, std::size_t rows);
+
 // True when the metric's scores are exact int32 rather than float32.
 bool integer_scores(Pair pair, Metric metric);
 
