@@ -63,7 +63,8 @@ def test_distances_are_not_defined_for_float_queries_against_bits(backend, metri
 
 
 def test_bit_rows_must_match_the_query_dimension(backend):
-    with pytest.raises(ValueError, match=r"rows of 3 bytes but queries have 16 dimensions \(needing 2 bytes\)"):
+    with pytest.raises(ValueError,
+                       match=r"rows of 3 bytes but queries have 16 dimensions \(needing 2 bytes\)"):
         sk.topk(np.ones((1, 16)), np.ones((3, 3), dtype=np.uint8), metric="dot")
 
 

@@ -168,13 +168,13 @@ def _metric_mismatch(metric: str, pair: str, q: np.ndarray, c: np.ndarray,
 
 def check_candidates(candidates: object, args: SearchArgs) -> np.ndarray:
     """Row numbers (q, m) for rescore: integers, in range, distinct per row."""
-    array = np.asarray(candidates)
+    array = given = np.asarray(candidates)
     if array.ndim == 1 and args.one_query:
         array = array[np.newaxis, :]
     if array.ndim != 2 or array.shape[0] != args.queries.shape[0]:
         raise ValueError(
             f"candidates must have one row per query: candidates shape "
-            f"{np.shape(candidates)}, {args.query_name} shape {args.queries.shape}")
+            f"{given.shape}, {args.query_name} shape {args.queries.shape}")
     if array.size and not np.issubdtype(array.dtype, np.integer):
         raise TypeError(f"candidates must be integer row numbers, got dtype {array.dtype}")
     array = np.ascontiguousarray(array, dtype=np.int64)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _core  # raises ImportError where the extension cannot load
+from . import _core  # type: ignore[attr-defined]  # ImportError where it cannot load
 from ._inputs import SearchArgs, non_finite_error
 
 name = "native"

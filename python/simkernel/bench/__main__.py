@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
         queries, corpus = scenario.make()
         runs = searches(scenario, queries, corpus, args.threads)
         times: dict[str, list[float]] = {name: [] for name in runs}
-        for name, run in runs.items():  # warm-up
+        for run in runs.values():  # warm-up
             run()
         for _ in range(args.rounds):  # interleaved, so drift hits both alike
             for name, run in runs.items():

@@ -18,7 +18,7 @@ def numpy_topk(queries: np.ndarray, corpus: np.ndarray, k: int) -> tuple[np.ndar
     best_scores = np.full((len(queries), 0), -np.inf, dtype=np.float32)
     best_index = np.empty((len(queries), 0), dtype=np.int64)
     binary = corpus.dtype == np.uint8
-    packed_queries = np.packbits(queries > 0, axis=1) if binary else None
+    packed_queries = np.packbits(queries > 0, axis=1)
     row_bytes = len(queries) * (corpus.shape[1] if binary else 4)
     block_rows = max(k, _BLOCK_BYTES // max(row_bytes, 1))
     for start in range(0, len(corpus), block_rows):

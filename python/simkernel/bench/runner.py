@@ -19,10 +19,13 @@ def searches(scenario: Scenario, queries: np.ndarray, corpus: np.ndarray,
     """The same search by each library, as a zero-argument callable."""
     if scenario.kind == "binary":
         packed = sk.binary_quantize(queries)
-        simkernel: Search = lambda: tuple(sk.topk(packed, corpus, k=scenario.k,
-                                                   metric="hamming", threads=threads))
+
+        def simkernel() -> tuple[np.ndarray, np.ndarray]:
+            return sk.topk(packed, corpus, k=scenario.k, metric="hamming", threads=threads)
     else:
-        simkernel = lambda: tuple(sk.topk(queries, corpus, k=scenario.k,
-                                           metric=scenario.metric, threads=threads))
+
+        def simkernel() -> tuple[np.ndarray, np.ndarray]:
+            return sk.topk(queries, corpus, k=scenario.k, metric=scenario.metric, threads=threads)
+
     return {"simkernel": simkernel,
             "numpy": lambda: numpy_topk(queries, corpus, scenario.k)}
