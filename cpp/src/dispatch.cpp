@@ -93,27 +93,15 @@ const Features& features() {
   return f;
 }
 
-// Scalar entries fill whatever an ISA file leaves out.
-Kernels merged(Kernels wide) {
-  Kernels base = scalar::kernels();
-  auto pick = [](TileKernel w, TileKernel b) { return w ? w : b; };
-  return {pick(wide.dot_f32, base.dot_f32),
-          pick(wide.dot_f16, base.dot_f16),
-          pick(wide.dot_i8f, base.dot_i8f),
-          pick(wide.dot_bitsf, base.dot_bitsf),
-          pick(wide.dot_i8, base.dot_i8),
-          pick(wide.sqeuclidean_f32, base.sqeuclidean_f32),
-          pick(wide.sqeuclidean_f16, base.sqeuclidean_f16),
-          pick(wide.sqeuclidean_i8f, base.sqeuclidean_i8f),
-          pick(wide.sqeuclidean_i8, base.sqeuclidean_i8),
-          pick(wide.hamming, base.hamming)};
-}
-
 const Kernels& table(Isa isa) {
   static const Kernels scalar_table = scalar::kernels();
 #if SIMKERNEL_HAVE_AVX2
-  static const Kernels avx2_table = merged(avx2::kernels());
+  static const Kernels avx2_table = avx2::kernels();
   if (isa == Isa::avx2) return avx2_table;
+#endif
+#if SIMKERNEL_HAVE_NEON
+  static const Kernels neon_table = neon::kernels();
+  if (isa == Isa::neon) return neon_table;
 #endif
   (void)isa;
   return scalar_table;
@@ -163,6 +151,9 @@ std::vector<Isa> compiled_isas() {
   std::vector<Isa> isas{Isa::scalar};
 #if SIMKERNEL_HAVE_AVX2
   isas.push_back(Isa::avx2);
+#endif
+#if SIMKERNEL_HAVE_NEON
+  isas.push_back(Isa::neon);
 #endif
   return isas;
 }

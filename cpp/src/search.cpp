@@ -125,11 +125,11 @@ class TileScorer {
       for (std::size_t j = 0; j < nc; ++j) {
         std::size_t at = i * nc + j;
         if (integer_) {
-          double norm2 = want_norms ? double{norms_i_[j]} : 0.0;
+          double norm2 = want_norms ? static_cast<double>(norms_i_[j]) : 0.0;
           out[at] = finish_integer(raw_i_[at], query_norm2, norm2);
         } else {
           if (!std::isfinite(raw_f_[at])) return false;
-          double norm2 = want_norms ? double{norms_f_[j]} : 0.0;
+          double norm2 = want_norms ? static_cast<double>(norms_f_[j]) : 0.0;
           out[at] = finish_float(raw_f_[at], query_norm2, norm2);
         }
       }
@@ -149,7 +149,7 @@ class TileScorer {
         return static_cast<float>(
             cosine_of(raw, std::sqrt(query_norm2 * corpus_norm2)));
       case Metric::l2:
-        return static_cast<float>(std::sqrt(double{raw}));
+        return static_cast<float>(std::sqrt(static_cast<double>(raw)));
       default:
         return raw;
     }
@@ -199,7 +199,7 @@ bool query_norms(const Problem& p, const Kernels& kernels,
     void* out = integer ? static_cast<void*>(&n) : static_cast<void*>(&f);
     dot(Tile{q, 0, 1, q, 0, 1, p.dim, out, nullptr});
     if (!integer && !std::isfinite(f)) return false;
-    (*norms)[i] = integer ? double{n} : double{f};
+    (*norms)[i] = integer ? static_cast<double>(n) : static_cast<double>(f);
   }
   return true;
 }

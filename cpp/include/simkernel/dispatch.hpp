@@ -23,7 +23,7 @@ std::vector<Isa> supported_isas();
 // only these are chosen without being asked for.
 std::vector<Isa> verified_isas();
 
-// The ISA in use and its kernel table (scalar entries fill any gaps).
+// The ISA in use and its kernel table.
 Isa active_isa();
 const Kernels& active_kernels();
 // Switches the table; returns false (and changes nothing) if the CPU lacks it.

@@ -47,7 +47,9 @@ namespace scalar {
 Kernels kernels();
 }
 namespace avx2 {
-// Entries it does not implement are nullptr and fall back to scalar.
+Kernels kernels();
+}
+namespace neon {
 Kernels kernels();
 }
 

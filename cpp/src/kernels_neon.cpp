@@ -1,0 +1,308 @@
+// NEON (AArch64 Advanced SIMD) kernels: part of every arm64 CPU, so this file
+// needs no extra flags; dispatch still checks HWCAP before using it.
+#include <arm_neon.h>
+
+#include <cstring>
+
+#include "simkernel/kernels.hpp"
+
+namespace simkernel::neon {
+namespace {
+
+template <typename T>
+const T* row(const void* base, std::ptrdiff_t stride, std::size_t i) {
+  return reinterpret_cast<const T*>(static_cast<const char*>(base) +
+                                    static_cast<std::ptrdiff_t>(i) * stride);
+}
+
+// Eight float32 lanes as two registers: every element type is widened to this.
+struct Eight {
+  float32x4_t lo, hi;
+};
+
+// Corpus element types. Tails are copied into a zeroed buffer, so no load
+// reads past the end of a row.
+struct F32 {
+  using T = float;
+  static Eight load(const float* p) { return {vld1q_f32(p), vld1q_f32(p + 4)}; }
+  static Eight load_tail(const float* p, std::size_t n) {
+    float buffer[8] = {};
+    std::memcpy(buffer, p, n * sizeof *p);
+    return load(buffer);
+  }
+};
+
+struct F16 {
+  using T = std::uint16_t;
+  static Eight load(const std::uint16_t* p) {
+    float16x8_t h = vreinterpretq_f16_u16(vld1q_u16(p));
+    return {vcvt_f32_f16(vget_low_f16(h)), vcvt_high_f32_f16(h)};
+  }
+  static Eight load_tail(const std::uint16_t* p, std::size_t n) {
+    std::uint16_t buffer[8] = {};
+    std::memcpy(buffer, p, n * sizeof *p);
+    return load(buffer);
+  }
+};
+
+struct I8 {
+  using T = std::int8_t;
+  static Eight load(const std::int8_t* p) {
+    int16x8_t wide = vmovl_s8(vld1_s8(p));
+    return {vcvtq_f32_s32(vmovl_s16(vget_low_s16(wide))),
+            vcvtq_f32_s32(vmovl_high_s16(wide))};
+  }
+  static Eight load_tail(const std::int8_t* p, std::size_t n) {
+    std::int8_t buffer[8] = {};
+    std::memcpy(buffer, p, n);
+    return load(buffer);
+  }
+};
+
+struct Dot {
+  static float32x4_t step(Eight q, Eight c, float32x4_t acc) {
+    return vfmaq_f32(vfmaq_f32(acc, q.lo, c.lo), q.hi, c.hi);
+  }
+};
+
+struct SquaredDistance {
+  static float32x4_t step(Eight q, Eight c, float32x4_t acc) {
+    float32x4_t lo = vsubq_f32(q.lo, c.lo), hi = vsubq_f32(q.hi, c.hi);
+    return vfmaq_f32(vfmaq_f32(acc, lo, lo), hi, hi);
+  }
+};
+
+// NQ queries x NC corpus rows, one accumulator per pair, so a pair's score is
+// the same wherever it sits in a tile. 4 x 3 keeps 12 accumulators, 6 corpus
+// and 2 query registers live, well inside the 32 vector registers.
+template <typename Elem, typename Op, int NQ, int NC>
+void float_block(const Tile& t, std::size_t i0, std::size_t j0, float* scores) {
+  using T = typename Elem::T;
+  const float* q[NQ];
+  const T* c[NC];
+  for (int i = 0; i < NQ; ++i) q[i] = row<float>(t.queries, t.query_stride, i0 + i);
+  for (int j = 0; j < NC; ++j) c[j] = row<T>(t.corpus, t.corpus_stride, j0 + j);
+  float32x4_t acc[NQ][NC];
+  for (int i = 0; i < NQ; ++i) {
+    for (int j = 0; j < NC; ++j) acc[i][j] = vdupq_n_f32(0);
+  }
+  for (std::size_t l = 0; l < t.dim; l += 8) {
+    bool full = l + 8 <= t.dim;
+    Eight cv[NC];
+    for (int j = 0; j < NC; ++j) {
+      cv[j] = full ? Elem::load(c[j] + l) : Elem::load_tail(c[j] + l, t.dim - l);
+    }
+    for (int i = 0; i < NQ; ++i) {
+      Eight qv = full ? F32::load(q[i] + l) : F32::load_tail(q[i] + l, t.dim - l);
+      for (int j = 0; j < NC; ++j) acc[i][j] = Op::step(qv, cv[j], acc[i][j]);
+    }
+  }
+  for (int i = 0; i < NQ; ++i) {
+    for (int j = 0; j < NC; ++j) {
+      scores[(i0 + i) * t.corpus_count + j0 + j] = vaddvq_f32(acc[i][j]);
+    }
+  }
+}
+
+template <typename Elem>
+float float_sqnorm(const typename Elem::T* c, std::size_t dim) {
+  float32x4_t acc = vdupq_n_f32(0);
+  for (std::size_t l = 0; l < dim; l += 8) {
+    Eight v = l + 8 <= dim ? Elem::load(c + l) : Elem::load_tail(c + l, dim - l);
+    acc = Dot::step(v, v, acc);
+  }
+  return vaddvq_f32(acc);
+}
+
+// Corpus rows outermost: a group of rows is loaded once and scored against
+// every query of the tile while it is in L1.
+template <typename Elem, typename Op>
+void float_tile(const Tile& t) {
+  auto* scores = static_cast<float*>(t.scores);
+  std::size_t j = 0;
+  for (; j + 3 <= t.corpus_count; j += 3) {
+    std::size_t i = 0;
+    for (; i + 4 <= t.query_count; i += 4) float_block<Elem, Op, 4, 3>(t, i, j, scores);
+    for (; i < t.query_count; ++i) float_block<Elem, Op, 1, 3>(t, i, j, scores);
+  }
+  for (; j < t.corpus_count; ++j) {
+    std::size_t i = 0;
+    for (; i + 4 <= t.query_count; i += 4) float_block<Elem, Op, 4, 1>(t, i, j, scores);
+    for (; i < t.query_count; ++i) float_block<Elem, Op, 1, 1>(t, i, j, scores);
+  }
+  if (t.corpus_norms != nullptr) {
+    auto* norms = static_cast<float*>(t.corpus_norms);
+    for (std::size_t r = 0; r < t.corpus_count; ++r) {
+      norms[r] = float_sqnorm<Elem>(row<typename Elem::T>(t.corpus, t.corpus_stride, r), t.dim);
+    }
+  }
+}
+
+// Each bit is +1 (set) or -1 (clear), first dimension in the top bit; the
+// sign bit of each query lane is flipped where its bit is clear.
+Eight signed_by_bits(Eight q, std::uint8_t byte) {
+  static const std::uint32_t kLoBits[4] = {128, 64, 32, 16};
+  static const std::uint32_t kHiBits[4] = {8, 4, 2, 1};
+  uint32x4_t bits = vdupq_n_u32(byte);
+  uint32x4_t sign = vdupq_n_u32(0x80000000u);
+  uint32x4_t flip_lo = vbicq_u32(sign, vtstq_u32(bits, vld1q_u32(kLoBits)));
+  uint32x4_t flip_hi = vbicq_u32(sign, vtstq_u32(bits, vld1q_u32(kHiBits)));
+  return {vreinterpretq_f32_u32(veorq_u32(vreinterpretq_u32_f32(q.lo), flip_lo)),
+          vreinterpretq_f32_u32(veorq_u32(vreinterpretq_u32_f32(q.hi), flip_hi))};
+}
+
+template <int NC>
+void bits_block(const Tile& t, std::size_t i, std::size_t j0, float* scores) {
+  const float* q = row<float>(t.queries, t.query_stride, i);
+  const std::uint8_t* c[NC];
+  for (int j = 0; j < NC; ++j) c[j] = row<std::uint8_t>(t.corpus, t.corpus_stride, j0 + j);
+  float32x4_t acc[NC];
+  for (int j = 0; j < NC; ++j) acc[j] = vdupq_n_f32(0);
+  for (std::size_t l = 0; l < t.dim; l += 8) {
+    // Lanes past dim load as 0 and add nothing, whatever their bit says.
+    Eight qv = l + 8 <= t.dim ? F32::load(q + l) : F32::load_tail(q + l, t.dim - l);
+    for (int j = 0; j < NC; ++j) {
+      Eight s = signed_by_bits(qv, c[j][l / 8]);
+      acc[j] = vaddq_f32(vaddq_f32(acc[j], s.lo), s.hi);
+    }
+  }
+  for (int j = 0; j < NC; ++j) scores[i * t.corpus_count + j0 + j] = vaddvq_f32(acc[j]);
+}
+
+void dot_bits_tile(const Tile& t) {
+  auto* scores = static_cast<float*>(t.scores);
+  for (std::size_t i = 0; i < t.query_count; ++i) {
+    std::size_t j = 0;
+    for (; j + 4 <= t.corpus_count; j += 4) bits_block<4>(t, i, j, scores);
+    for (; j < t.corpus_count; ++j) bits_block<1>(t, i, j, scores);
+  }
+}
+
+// int8 x int8 with widening multiplies: products (|p| <= 2^14) are exact in
+// int16, squared differences (<= 255^2) in int32; every int8 value works.
+int8x16_t load_i8(const std::int8_t* p, std::size_t n) {
+  if (n >= 16) return vld1q_s8(p);
+  std::int8_t buffer[16] = {};
+  std::memcpy(buffer, p, n);
+  return vld1q_s8(buffer);
+}
+
+struct DotI8 {
+  static int32x4_t step(int8x16_t a, int8x16_t b, int32x4_t acc) {
+    acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(a), vget_low_s8(b)));
+    return vpadalq_s16(acc, vmull_high_s8(a, b));
+  }
+};
+
+struct SquaredDistanceI8 {
+  static int32x4_t step(int8x16_t a, int8x16_t b, int32x4_t acc) {
+    int16x8_t lo = vsubl_s8(vget_low_s8(a), vget_low_s8(b));
+    int16x8_t hi = vsubl_high_s8(a, b);
+    acc = vmlal_s16(acc, vget_low_s16(lo), vget_low_s16(lo));
+    acc = vmlal_high_s16(acc, lo, lo);
+    acc = vmlal_s16(acc, vget_low_s16(hi), vget_low_s16(hi));
+    return vmlal_high_s16(acc, hi, hi);
+  }
+};
+
+template <typename Op, int NQ, int NC>
+void int8_block(const Tile& t, std::size_t i0, std::size_t j0, std::int32_t* scores) {
+  const std::int8_t* q[NQ];
+  const std::int8_t* c[NC];
+  for (int i = 0; i < NQ; ++i) q[i] = row<std::int8_t>(t.queries, t.query_stride, i0 + i);
+  for (int j = 0; j < NC; ++j) c[j] = row<std::int8_t>(t.corpus, t.corpus_stride, j0 + j);
+  int32x4_t acc[NQ][NC];
+  for (int i = 0; i < NQ; ++i) {
+    for (int j = 0; j < NC; ++j) acc[i][j] = vdupq_n_s32(0);
+  }
+  for (std::size_t l = 0; l < t.dim; l += 16) {
+    std::size_t n = t.dim - l;
+    int8x16_t cv[NC];
+    for (int j = 0; j < NC; ++j) cv[j] = load_i8(c[j] + l, n);
+    for (int i = 0; i < NQ; ++i) {
+      int8x16_t qv = load_i8(q[i] + l, n);
+      for (int j = 0; j < NC; ++j) acc[i][j] = Op::step(qv, cv[j], acc[i][j]);
+    }
+  }
+  for (int i = 0; i < NQ; ++i) {
+    for (int j = 0; j < NC; ++j) {
+      scores[(i0 + i) * t.corpus_count + j0 + j] = vaddvq_s32(acc[i][j]);
+    }
+  }
+}
+
+std::int32_t int8_sqnorm(const std::int8_t* c, std::size_t dim) {
+  int32x4_t acc = vdupq_n_s32(0);
+  for (std::size_t l = 0; l < dim; l += 16) {
+    int8x16_t v = load_i8(c + l, dim - l);
+    acc = DotI8::step(v, v, acc);
+  }
+  return vaddvq_s32(acc);
+}
+
+template <typename Op>
+void int8_tile(const Tile& t) {
+  auto* scores = static_cast<std::int32_t*>(t.scores);
+  std::size_t j = 0;
+  for (; j + 3 <= t.corpus_count; j += 3) {
+    std::size_t i = 0;
+    for (; i + 4 <= t.query_count; i += 4) int8_block<Op, 4, 3>(t, i, j, scores);
+    for (; i < t.query_count; ++i) int8_block<Op, 1, 3>(t, i, j, scores);
+  }
+  for (; j < t.corpus_count; ++j) {
+    std::size_t i = 0;
+    for (; i + 4 <= t.query_count; i += 4) int8_block<Op, 4, 1>(t, i, j, scores);
+    for (; i < t.query_count; ++i) int8_block<Op, 1, 1>(t, i, j, scores);
+  }
+  if (t.corpus_norms != nullptr) {
+    auto* norms = static_cast<std::int32_t*>(t.corpus_norms);
+    for (std::size_t r = 0; r < t.corpus_count; ++r) {
+      norms[r] = int8_sqnorm(row<std::int8_t>(t.corpus, t.corpus_stride, r), t.dim);
+    }
+  }
+}
+
+// vcnt counts the bits of each byte of the XOR; pairwise widening adds carry
+// the counts into 32-bit lanes.
+std::int32_t hamming_row(const std::uint8_t* a, const std::uint8_t* b, std::size_t bytes) {
+  uint32x4_t acc = vdupq_n_u32(0);
+  std::size_t i = 0;
+  for (; i + 16 <= bytes; i += 16) {
+    uint8x16_t counts = vcntq_u8(veorq_u8(vld1q_u8(a + i), vld1q_u8(b + i)));
+    acc = vpadalq_u16(acc, vpaddlq_u8(counts));
+  }
+  std::uint32_t s = vaddvq_u32(acc);
+  for (; i < bytes; ++i) s += static_cast<std::uint32_t>(__builtin_popcount(unsigned{a[i]} ^ b[i]));
+  return static_cast<std::int32_t>(s);
+}
+
+void hamming_tile(const Tile& t) {
+  auto* scores = static_cast<std::int32_t*>(t.scores);
+  std::size_t bytes = (t.dim + 7) / 8;
+  for (std::size_t j = 0; j < t.corpus_count; ++j) {
+    const auto* c = row<std::uint8_t>(t.corpus, t.corpus_stride, j);
+    for (std::size_t i = 0; i < t.query_count; ++i) {
+      scores[i * t.corpus_count + j] =
+          hamming_row(row<std::uint8_t>(t.queries, t.query_stride, i), c, bytes);
+    }
+  }
+}
+
+}  // namespace
+
+Kernels kernels() {
+  Kernels k{};
+  k.dot_f32 = float_tile<F32, Dot>;
+  k.dot_f16 = float_tile<F16, Dot>;
+  k.dot_i8f = float_tile<I8, Dot>;
+  k.dot_bitsf = dot_bits_tile;
+  k.dot_i8 = int8_tile<DotI8>;
+  k.sqeuclidean_f32 = float_tile<F32, SquaredDistance>;
+  k.sqeuclidean_f16 = float_tile<F16, SquaredDistance>;
+  k.sqeuclidean_i8f = float_tile<I8, SquaredDistance>;
+  k.sqeuclidean_i8 = int8_tile<SquaredDistanceI8>;
+  k.hamming = hamming_tile;
+  return k;
+}
+
+}  // namespace simkernel::neon

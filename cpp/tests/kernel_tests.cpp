@@ -1,0 +1,201 @@
+// Holds every kernel of every ISA this CPU supports to the scalar kernels:
+// integer kernels bit for bit, float kernels within DESIGN 2.3's tolerance.
+// Rows are packed tight at the end of their buffers (and also laid out with
+// padding and negative strides), so under AddressSanitizer any read past a
+// row is caught. Usage: kernel_tests [isa ...]   (default: every supported ISA)
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "simkernel/dispatch.hpp"
+#include "simkernel/kernels.hpp"
+
+using namespace simkernel;
+
+namespace {
+
+enum class Elem { f32, f16, i8, bits };
+
+struct KernelCase {
+  const char* name;
+  TileKernel Kernels::*kernel;
+  Elem query;
+  Elem corpus;
+  bool integer;
+};
+
+const KernelCase kCases[] = {
+    {"dot_f32", &Kernels::dot_f32, Elem::f32, Elem::f32, false},
+    {"dot_f16", &Kernels::dot_f16, Elem::f32, Elem::f16, false},
+    {"dot_i8f", &Kernels::dot_i8f, Elem::f32, Elem::i8, false},
+    {"dot_bitsf", &Kernels::dot_bitsf, Elem::f32, Elem::bits, false},
+    {"dot_i8", &Kernels::dot_i8, Elem::i8, Elem::i8, true},
+    {"sqeuclidean_f32", &Kernels::sqeuclidean_f32, Elem::f32, Elem::f32, false},
+    {"sqeuclidean_f16", &Kernels::sqeuclidean_f16, Elem::f32, Elem::f16, false},
+    {"sqeuclidean_i8f", &Kernels::sqeuclidean_i8f, Elem::f32, Elem::i8, false},
+    {"sqeuclidean_i8", &Kernels::sqeuclidean_i8, Elem::i8, Elem::i8, true},
+    {"hamming", &Kernels::hamming, Elem::bits, Elem::bits, true},
+};
+
+std::size_t row_bytes(Elem e, std::size_t dim) {
+  switch (e) {
+    case Elem::f32: return 4 * dim;
+    case Elem::f16: return 2 * dim;
+    case Elem::i8: return dim;
+    case Elem::bits: return (dim + 7) / 8;
+  }
+  return 0;
+}
+
+// Rows of random values, laid out with a gap between rows (or none) and in
+// forward or reverse order; the last row in memory ends the buffer.
+struct Rows {
+  std::vector<unsigned char> buffer;
+  const void* first;
+  std::ptrdiff_t stride;
+};
+
+void fill(Elem e, unsigned char* p, std::size_t dim, std::mt19937& rng) {
+  if (e == Elem::f32) {
+    std::normal_distribution<float> normal;
+    for (std::size_t i = 0; i < dim; ++i) {
+      float v = normal(rng);
+      std::memcpy(p + 4 * i, &v, 4);
+    }
+  } else if (e == Elem::f16) {
+    // Finite halves of moderate size: random sign and mantissa, exponent 10..19.
+    for (std::size_t i = 0; i < dim; ++i) {
+      std::uint16_t h = static_cast<std::uint16_t>(((rng() & 1u) << 15) | ((10 + rng() % 10) << 10) |
+                                                   (rng() & 0x3ffu));
+      std::memcpy(p + 2 * i, &h, 2);
+    }
+  } else {
+    for (std::size_t i = 0; i < row_bytes(e, dim); ++i) p[i] = static_cast<unsigned char>(rng());
+  }
+}
+
+Rows make_rows(Elem e, std::size_t n, std::size_t dim, std::size_t gap, bool reversed,
+               std::mt19937& rng) {
+  std::size_t bytes = row_bytes(e, dim);
+  std::size_t pitch = bytes + gap;
+  Rows r;
+  r.buffer.assign(n == 0 ? 0 : (n - 1) * pitch + bytes, 0);
+  for (std::size_t i = 0; i < n; ++i) fill(e, r.buffer.data() + i * pitch, dim, rng);
+  r.stride = reversed ? -static_cast<std::ptrdiff_t>(pitch) : static_cast<std::ptrdiff_t>(pitch);
+  r.first = n == 0 ? r.buffer.data()
+                   : r.buffer.data() + (reversed ? (n - 1) * pitch : 0);
+  return r;
+}
+
+int failures = 0;
+int checks = 0;
+
+bool close(float got, float want, std::size_t dim, float magnitude) {
+  return std::fabs(got - want) <= 1e-5f * std::sqrt(static_cast<float>(dim) + 1) * magnitude + 1e-30f;
+}
+
+void check_case(const char* isa, const KernelCase& c, const Kernels& wide, const Kernels& base,
+                std::size_t nq, std::size_t nc, std::size_t dim, std::size_t gap, bool reversed,
+                bool norms, std::mt19937& rng) {
+  Rows q = make_rows(c.query, nq, dim, gap, false, rng);
+  Rows x = make_rows(c.corpus, nc, dim, gap, reversed, rng);
+  std::vector<float> got_f(nq * nc), want_f(nq * nc), got_nf(nc), want_nf(nc);
+  std::vector<std::int32_t> got_i(nq * nc), want_i(nq * nc), got_ni(nc), want_ni(nc);
+  bool with_norms = norms && c.corpus != Elem::bits;
+  auto run = [&](const Kernels& k, void* scores, void* sqnorms) {
+    (k.*c.kernel)(Tile{q.first, q.stride, nq, x.first, x.stride, nc, dim, scores,
+                       with_norms ? sqnorms : nullptr});
+  };
+  ++checks;
+  bool ok = true;
+  if (c.integer) {
+    run(wide, got_i.data(), got_ni.data());
+    run(base, want_i.data(), want_ni.data());
+    ok = got_i == want_i && (!with_norms || got_ni == want_ni);
+  } else {
+    run(wide, got_f.data(), got_nf.data());
+    run(base, want_f.data(), want_nf.data());
+    // Magnitudes from the scalar norms: |q.c| <= |q||c|, |q-c|^2 <= 2(|q|^2+|c|^2).
+    std::vector<float> cn(nc), qn(nq);
+    std::vector<float> one(1);
+    for (std::size_t j = 0; j < nc; ++j) {
+      const void* row = static_cast<const char*>(x.first) + static_cast<std::ptrdiff_t>(j) * x.stride;
+      float n2 = static_cast<float>(dim);  // a row of +1 / -1
+      if (c.corpus != Elem::bits) {
+        // No queries, one corpus row: the kernel only fills the row's norm.
+        (base.*c.kernel)(Tile{row, 0, 0, row, 0, 1, dim, nullptr, &n2});
+      }
+      cn[j] = std::sqrt(n2);
+    }
+    for (std::size_t i = 0; i < nq; ++i) {
+      const void* row = static_cast<const char*>(q.first) + static_cast<std::ptrdiff_t>(i) * q.stride;
+      base.dot_f32(Tile{row, 0, 1, row, 0, 1, dim, one.data(), nullptr});
+      qn[i] = std::sqrt(one[0]);
+    }
+    for (std::size_t i = 0; i < nq && ok; ++i) {
+      for (std::size_t j = 0; j < nc && ok; ++j) {
+        float magnitude = 2 * (qn[i] + cn[j]) * (qn[i] + cn[j]);
+        ok = close(got_f[i * nc + j], want_f[i * nc + j], dim, magnitude);
+      }
+    }
+    for (std::size_t j = 0; j < nc && ok && with_norms; ++j) {
+      ok = close(got_nf[j], want_nf[j], dim, cn[j] * cn[j]);
+    }
+  }
+  if (!ok && ++failures <= 20) {
+    std::printf("FAILED %s %s nq=%zu nc=%zu dim=%zu gap=%zu reversed=%d norms=%d\n", isa, c.name,
+                nq, nc, dim, gap, reversed, norms);
+  }
+}
+
+void test_isa(Isa isa) {
+  const Kernels base = scalar::kernels();
+  if (!select_isa(isa)) {
+    std::printf("FAILED %s: not supported by this CPU\n", isa_name(isa));
+    ++failures;
+    return;
+  }
+  const Kernels& wide = active_kernels();
+  std::mt19937 rng(12345);
+  const std::size_t dims[] = {0, 1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65, 100, 127, 128, 129, 384, 1000};
+  for (const KernelCase& c : kCases) {
+    for (std::size_t dim : dims) {
+      if (c.corpus == Elem::bits && dim == 0) continue;
+      for (std::size_t nq : {1, 3, 4, 5, 9}) {
+        for (std::size_t nc : {1, 2, 3, 4, 7, 13}) {
+          bool reversed = (nq + nc) % 2 == 1;
+          check_case(isa_name(isa), c, wide, base, nq, nc, dim, (dim % 3) * 4, reversed, nc % 2 == 1,
+                     rng);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<Isa> isas;
+  for (int a = 1; a < argc; ++a) {
+    Isa isa;
+    if (!parse_isa(argv[a], &isa)) {
+      std::printf("unknown ISA %s\n", argv[a]);
+      return 2;
+    }
+    isas.push_back(isa);
+  }
+  if (isas.empty()) isas = supported_isas();
+  for (Isa isa : isas) {
+    int before = failures;
+    int checks_before = checks;
+    test_isa(isa);
+    std::printf("%s: %d kernel checks, %d failed\n", isa_name(isa), checks - checks_before,
+                failures - before);
+  }
+  std::printf("%d passed, %d failed\n", checks - failures, failures);
+  return failures == 0 ? 0 : 1;
+}
