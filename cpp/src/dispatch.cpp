@@ -99,6 +99,10 @@ const Kernels& table(Isa isa) {
   static const Kernels avx2_table = avx2::kernels();
   if (isa == Isa::avx2) return avx2_table;
 #endif
+#if SIMKERNEL_HAVE_AVX512
+  static const Kernels avx512_table = avx512::kernels();
+  if (isa == Isa::avx512) return avx512_table;
+#endif
 #if SIMKERNEL_HAVE_NEON
   static const Kernels neon_table = neon::kernels();
   if (isa == Isa::neon) return neon_table;
@@ -151,6 +155,9 @@ std::vector<Isa> compiled_isas() {
   std::vector<Isa> isas{Isa::scalar};
 #if SIMKERNEL_HAVE_AVX2
   isas.push_back(Isa::avx2);
+#endif
+#if SIMKERNEL_HAVE_AVX512
+  isas.push_back(Isa::avx512);
 #endif
 #if SIMKERNEL_HAVE_NEON
   isas.push_back(Isa::neon);

@@ -49,6 +49,9 @@ Kernels kernels();
 namespace avx2 {
 Kernels kernels();
 }
+namespace avx512 {
+Kernels kernels();
+}
 namespace neon {
 Kernels kernels();
 }

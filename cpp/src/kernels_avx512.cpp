@@ -1,0 +1,300 @@
+// AVX-512 (F, BW, VL, DQ) kernels. Compiled with those flags and only called
+// after dispatch has seen them; not chosen automatically until verified on
+// AVX-512 hardware in CI (DESIGN section 3).
+// GCC 12's AVX-512 headers build some results from _mm*_undefined_*() and
+// then warn that those are uninitialized (GCC bug 105593); silence only that.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+
+#include <array>
+#include <cstring>
+
+#include "simkernel/kernels.hpp"
+
+namespace simkernel::avx512 {
+namespace {
+
+template <typename T>
+const T* row(const void* base, std::ptrdiff_t stride, std::size_t i) {
+  return reinterpret_cast<const T*>(static_cast<const char*>(base) +
+                                    static_cast<std::ptrdiff_t>(i) * stride);
+}
+
+// Masked loads read only lanes [0, n): tails never touch memory past a row.
+__mmask16 first16(std::size_t n) {
+  return n >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << n) - 1);
+}
+
+__mmask32 first32(std::size_t n) {
+  return n >= 32 ? ~__mmask32{0} : static_cast<__mmask32>((1u << n) - 1);
+}
+
+// Corpus element types, each widened to 16 float32 lanes.
+struct F32 {
+  using T = float;
+  static __m512 load(const float* p, std::size_t n) {
+    return _mm512_maskz_loadu_ps(first16(n), p);
+  }
+};
+
+struct F16 {
+  using T = std::uint16_t;
+  static __m512 load(const std::uint16_t* p, std::size_t n) {
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(first16(n), p));
+  }
+};
+
+struct I8 {
+  using T = std::int8_t;
+  static __m512 load(const std::int8_t* p, std::size_t n) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(first16(n), p)));
+  }
+};
+
+struct Dot {
+  static __m512 step(__m512 q, __m512 c, __m512 acc) { return _mm512_fmadd_ps(q, c, acc); }
+};
+
+struct SquaredDistance {
+  static __m512 step(__m512 q, __m512 c, __m512 acc) {
+    __m512 d = _mm512_sub_ps(q, c);
+    return _mm512_fmadd_ps(d, d, acc);
+  }
+};
+
+// NQ queries x NC corpus rows, one accumulator per pair (a pair's score does
+// not depend on where it sits in a tile). 4 x 6 uses 24 accumulators, 6
+// corpus registers and 1 query register of the 32.
+template <typename Elem, typename Op, int NQ, int NC>
+void float_block(const Tile& t, std::size_t i0, std::size_t j0, float* scores) {
+  using T = typename Elem::T;
+  const float* q[NQ];
+  const T* c[NC];
+  for (int i = 0; i < NQ; ++i) q[i] = row<float>(t.queries, t.query_stride, i0 + i);
+  for (int j = 0; j < NC; ++j) c[j] = row<T>(t.corpus, t.corpus_stride, j0 + j);
+  __m512 acc[NQ][NC];
+  for (int i = 0; i < NQ; ++i) {
+    for (int j = 0; j < NC; ++j) acc[i][j] = _mm512_setzero_ps();
+  }
+  for (std::size_t l = 0; l < t.dim; l += 16) {
+    std::size_t n = t.dim - l;
+    __m512 cv[NC];
+    for (int j = 0; j < NC; ++j) cv[j] = Elem::load(c[j] + l, n);
+    for (int i = 0; i < NQ; ++i) {
+      __m512 qv = F32::load(q[i] + l, n);
+      for (int j = 0; j < NC; ++j) acc[i][j] = Op::step(qv, cv[j], acc[i][j]);
+    }
+  }
+  for (int i = 0; i < NQ; ++i) {
+    for (int j = 0; j < NC; ++j) {
+      scores[(i0 + i) * t.corpus_count + j0 + j] = _mm512_reduce_add_ps(acc[i][j]);
+    }
+  }
+}
+
+template <typename Elem>
+float float_sqnorm(const typename Elem::T* c, std::size_t dim) {
+  __m512 acc = _mm512_setzero_ps();
+  for (std::size_t l = 0; l < dim; l += 16) {
+    __m512 v = Elem::load(c + l, dim - l);
+    acc = _mm512_fmadd_ps(v, v, acc);
+  }
+  return _mm512_reduce_add_ps(acc);
+}
+
+// Corpus rows outermost: a group of rows is loaded once and scored against
+// every query of the tile while it is in L1.
+template <typename Elem, typename Op>
+void float_tile(const Tile& t) {
+  auto* scores = static_cast<float*>(t.scores);
+  std::size_t j = 0;
+  for (; j + 6 <= t.corpus_count; j += 6) {
+    std::size_t i = 0;
+    for (; i + 4 <= t.query_count; i += 4) float_block<Elem, Op, 4, 6>(t, i, j, scores);
+    for (; i < t.query_count; ++i) float_block<Elem, Op, 1, 6>(t, i, j, scores);
+  }
+  for (; j < t.corpus_count; ++j) {
+    std::size_t i = 0;
+    for (; i + 4 <= t.query_count; i += 4) float_block<Elem, Op, 4, 1>(t, i, j, scores);
+    for (; i < t.query_count; ++i) float_block<Elem, Op, 1, 1>(t, i, j, scores);
+  }
+  if (t.corpus_norms != nullptr) {
+    auto* norms = static_cast<float*>(t.corpus_norms);
+    for (std::size_t r = 0; r < t.corpus_count; ++r) {
+      norms[r] = float_sqnorm<Elem>(row<typename Elem::T>(t.corpus, t.corpus_stride, r), t.dim);
+    }
+  }
+}
+
+// np.packbits puts the first dimension in a byte's top bit; mask lane i is
+// bit i, so each byte's bits are reversed to make a lane mask.
+constexpr std::array<std::uint8_t, 256> reversed_bytes() {
+  std::array<std::uint8_t, 256> table{};
+  for (unsigned b = 0; b < 256; ++b) {
+    unsigned r = 0;
+    for (unsigned bit = 0; bit < 8; ++bit) r |= ((b >> bit) & 1u) << (7 - bit);
+    table[b] = static_cast<std::uint8_t>(r);
+  }
+  return table;
+}
+constexpr std::array<std::uint8_t, 256> kReversed = reversed_bytes();
+
+// Set bits of 16 dimensions as a lane mask; bytes past the row are not read.
+__mmask16 bit_lanes(const std::uint8_t* c, std::size_t l, std::size_t dim) {
+  unsigned lo = kReversed[c[l / 8]];
+  unsigned hi = l + 8 < dim ? kReversed[c[l / 8 + 1]] : 0u;
+  return static_cast<__mmask16>(lo | (hi << 8));
+}
+
+template <int NC>
+void bits_block(const Tile& t, std::size_t i, std::size_t j0, float* scores) {
+  const float* q = row<float>(t.queries, t.query_stride, i);
+  const std::uint8_t* c[NC];
+  for (int j = 0; j < NC; ++j) c[j] = row<std::uint8_t>(t.corpus, t.corpus_stride, j0 + j);
+  __m512 acc[NC];
+  for (int j = 0; j < NC; ++j) acc[j] = _mm512_setzero_ps();
+  for (std::size_t l = 0; l < t.dim; l += 16) {
+    // Lanes past dim load as 0 and add nothing, whatever their bit says.
+    __m512 qv = F32::load(q + l, t.dim - l);
+    __m512 negated = _mm512_sub_ps(_mm512_setzero_ps(), qv);
+    for (int j = 0; j < NC; ++j) {
+      __m512 signed_q = _mm512_mask_blend_ps(bit_lanes(c[j], l, t.dim), negated, qv);
+      acc[j] = _mm512_add_ps(acc[j], signed_q);
+    }
+  }
+  for (int j = 0; j < NC; ++j) scores[i * t.corpus_count + j0 + j] = _mm512_reduce_add_ps(acc[j]);
+}
+
+void dot_bits_tile(const Tile& t) {
+  auto* scores = static_cast<float*>(t.scores);
+  for (std::size_t i = 0; i < t.query_count; ++i) {
+    std::size_t j = 0;
+    for (; j + 4 <= t.corpus_count; j += 4) bits_block<4>(t, i, j, scores);
+    for (; j < t.corpus_count; ++j) bits_block<1>(t, i, j, scores);
+  }
+}
+
+// int8 sign-extended to int16 and multiplied pairwise into int32 with
+// vpmaddwd: exact for every int8 value, -128 included.
+__m512i load_i16(const std::int8_t* p, std::size_t n) {
+  return _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(first32(n), p));
+}
+
+struct DotI8 {
+  static __m512i step(__m512i a, __m512i b, __m512i acc) {
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(a, b));
+  }
+};
+
+struct SquaredDistanceI8 {
+  static __m512i step(__m512i a, __m512i b, __m512i acc) {
+    __m512i d = _mm512_sub_epi16(a, b);  // within [-255, 255]
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(d, d));
+  }
+};
+
+template <typename Op, int NQ, int NC>
+void int8_block(const Tile& t, std::size_t i0, std::size_t j0, std::int32_t* scores) {
+  const std::int8_t* q[NQ];
+  const std::int8_t* c[NC];
+  for (int i = 0; i < NQ; ++i) q[i] = row<std::int8_t>(t.queries, t.query_stride, i0 + i);
+  for (int j = 0; j < NC; ++j) c[j] = row<std::int8_t>(t.corpus, t.corpus_stride, j0 + j);
+  __m512i acc[NQ][NC];
+  for (int i = 0; i < NQ; ++i) {
+    for (int j = 0; j < NC; ++j) acc[i][j] = _mm512_setzero_si512();
+  }
+  for (std::size_t l = 0; l < t.dim; l += 32) {
+    std::size_t n = t.dim - l;
+    __m512i cv[NC];
+    for (int j = 0; j < NC; ++j) cv[j] = load_i16(c[j] + l, n);
+    for (int i = 0; i < NQ; ++i) {
+      __m512i qv = load_i16(q[i] + l, n);
+      for (int j = 0; j < NC; ++j) acc[i][j] = Op::step(qv, cv[j], acc[i][j]);
+    }
+  }
+  for (int i = 0; i < NQ; ++i) {
+    for (int j = 0; j < NC; ++j) {
+      scores[(i0 + i) * t.corpus_count + j0 + j] = _mm512_reduce_add_epi32(acc[i][j]);
+    }
+  }
+}
+
+std::int32_t int8_sqnorm(const std::int8_t* c, std::size_t dim) {
+  __m512i acc = _mm512_setzero_si512();
+  for (std::size_t l = 0; l < dim; l += 32) {
+    __m512i v = load_i16(c + l, dim - l);
+    acc = DotI8::step(v, v, acc);
+  }
+  return _mm512_reduce_add_epi32(acc);
+}
+
+template <typename Op>
+void int8_tile(const Tile& t) {
+  auto* scores = static_cast<std::int32_t*>(t.scores);
+  std::size_t j = 0;
+  for (; j + 6 <= t.corpus_count; j += 6) {
+    std::size_t i = 0;
+    for (; i + 4 <= t.query_count; i += 4) int8_block<Op, 4, 6>(t, i, j, scores);
+    for (; i < t.query_count; ++i) int8_block<Op, 1, 6>(t, i, j, scores);
+  }
+  for (; j < t.corpus_count; ++j) {
+    std::size_t i = 0;
+    for (; i + 4 <= t.query_count; i += 4) int8_block<Op, 4, 1>(t, i, j, scores);
+    for (; i < t.query_count; ++i) int8_block<Op, 1, 1>(t, i, j, scores);
+  }
+  if (t.corpus_norms != nullptr) {
+    auto* norms = static_cast<std::int32_t*>(t.corpus_norms);
+    for (std::size_t r = 0; r < t.corpus_count; ++r) {
+      norms[r] = int8_sqnorm(row<std::int8_t>(t.corpus, t.corpus_stride, r), t.dim);
+    }
+  }
+}
+
+// POPCNT on 64-bit words of the XOR (VPOPCNTDQ is not part of this ISA's
+// baseline, so it is not assumed here).
+std::int32_t hamming_row(const std::uint8_t* a, const std::uint8_t* b, std::size_t bytes) {
+  std::int64_t s = 0;
+  std::size_t i = 0;
+  for (; i + 8 <= bytes; i += 8) {
+    std::uint64_t x, y;
+    std::memcpy(&x, a + i, 8);
+    std::memcpy(&y, b + i, 8);
+    s += _mm_popcnt_u64(x ^ y);
+  }
+  for (; i < bytes; ++i) s += _mm_popcnt_u32(unsigned{a[i]} ^ b[i]);
+  return static_cast<std::int32_t>(s);
+}
+
+void hamming_tile(const Tile& t) {
+  auto* scores = static_cast<std::int32_t*>(t.scores);
+  std::size_t bytes = (t.dim + 7) / 8;
+  for (std::size_t j = 0; j < t.corpus_count; ++j) {
+    const auto* c = row<std::uint8_t>(t.corpus, t.corpus_stride, j);
+    for (std::size_t i = 0; i < t.query_count; ++i) {
+      scores[i * t.corpus_count + j] =
+          hamming_row(row<std::uint8_t>(t.queries, t.query_stride, i), c, bytes);
+    }
+  }
+}
+
+}  // namespace
+
+Kernels kernels() {
+  Kernels k{};
+  k.dot_f32 = float_tile<F32, Dot>;
+  k.dot_f16 = float_tile<F16, Dot>;
+  k.dot_i8f = float_tile<I8, Dot>;
+  k.dot_bitsf = dot_bits_tile;
+  k.dot_i8 = int8_tile<DotI8>;
+  k.sqeuclidean_f32 = float_tile<F32, SquaredDistance>;
+  k.sqeuclidean_f16 = float_tile<F16, SquaredDistance>;
+  k.sqeuclidean_i8f = float_tile<I8, SquaredDistance>;
+  k.sqeuclidean_i8 = int8_tile<SquaredDistanceI8>;
+  k.hamming = hamming_tile;
+  return k;
+}
+
+}  // namespace simkernel::avx512
