@@ -83,45 +83,59 @@ struct SquaredDistance {
   }
 };
 
-// NQ queries x NC corpus rows with one accumulator per pair: each corpus
-// vector loaded once serves NQ queries. 4 x 3 uses 12 accumulators, 3 corpus
-// registers and 1 query register: all 16 YMM registers.
-template <typename Elem, typename Op, int NQ, int NC>
-void float_block(const Tile& t, std::size_t i0, std::size_t j0, float* scores) {
+// NQ queries x NC corpus rows with one accumulator per pair, every pair
+// summed in the same order whatever the block shape, so a score does not
+// depend on where it sits in a tile. 4 x 3 (many queries) uses 12
+// accumulators, 3 corpus registers and 1 query register: all 16 YMM
+// registers; 1 x 8 (one query) keeps 8 independent FMA chains in flight, so
+// a single query streams the corpus faster than memory delivers it. With
+// Norms (NQ == 1) the corpus rows' squared norms are summed in the same pass.
+template <typename Elem, typename Op, int NQ, int NC, bool Norms = false>
+void float_block(const Tile& t, std::size_t i0, std::size_t j0, float* scores,
+                 float* norms = nullptr) {
+  static_assert(!Norms || NQ == 1, "norms ride along a single query");
   using T = typename Elem::T;
   const float* q[NQ];
   const T* c[NC];
   for (int i = 0; i < NQ; ++i) q[i] = row<float>(t.queries, t.query_stride, i0 + i);
   for (int j = 0; j < NC; ++j) c[j] = row<T>(t.corpus, t.corpus_stride, j0 + j);
   __m256 acc[NQ][NC];
-  for (int i = 0; i < NQ; ++i) {
-    for (int j = 0; j < NC; ++j) acc[i][j] = _mm256_setzero_ps();
+  __m256 norm[NC];
+  for (int j = 0; j < NC; ++j) {
+    norm[j] = _mm256_setzero_ps();
+    for (int i = 0; i < NQ; ++i) acc[i][j] = _mm256_setzero_ps();
   }
+  // Queries are loaded one at a time, so 4 x 3 needs 16 registers, not 19.
+  auto step = [&](const __m256* cv, auto load_query) {
+    for (int j = 0; j < NC; ++j) {
+      if (Norms) norm[j] = _mm256_fmadd_ps(cv[j], cv[j], norm[j]);
+    }
+    for (int i = 0; i < NQ; ++i) {
+      __m256 qv = load_query(i);
+      for (int j = 0; j < NC; ++j) acc[i][j] = Op::step(qv, cv[j], acc[i][j]);
+    }
+  };
   std::size_t l = 0;
   for (; l + 8 <= t.dim; l += 8) {
     __m256 cv[NC];
     for (int j = 0; j < NC; ++j) cv[j] = Elem::load(c[j] + l);
-    for (int i = 0; i < NQ; ++i) {
-      __m256 qv = _mm256_loadu_ps(q[i] + l);
-      for (int j = 0; j < NC; ++j) acc[i][j] = Op::step(qv, cv[j], acc[i][j]);
-    }
+    step(cv, [&](int i) { return _mm256_loadu_ps(q[i] + l); });
   }
   if (l < t.dim) {
     std::size_t n = t.dim - l;
     __m256 cv[NC];
     for (int j = 0; j < NC; ++j) cv[j] = Elem::load_tail(c[j] + l, n);
-    for (int i = 0; i < NQ; ++i) {
-      __m256 qv = F32::load_tail(q[i] + l, n);
-      for (int j = 0; j < NC; ++j) acc[i][j] = Op::step(qv, cv[j], acc[i][j]);
-    }
+    step(cv, [&](int i) { return F32::load_tail(q[i] + l, n); });
   }
-  for (int i = 0; i < NQ; ++i) {
-    for (int j = 0; j < NC; ++j) {
+  for (int j = 0; j < NC; ++j) {
+    if (Norms) norms[j0 + j] = sum_lanes(norm[j]);
+    for (int i = 0; i < NQ; ++i) {
       scores[(i0 + i) * t.corpus_count + j0 + j] = sum_lanes(acc[i][j]);
     }
   }
 }
 
+// The same sum, in the same order, as a block with Norms computes.
 template <typename Elem>
 float float_sqnorm(const typename Elem::T* c, std::size_t dim) {
   __m256 acc = _mm256_setzero_ps();
@@ -137,27 +151,44 @@ float float_sqnorm(const typename Elem::T* c, std::size_t dim) {
   return sum_lanes(acc);
 }
 
-// Corpus rows outermost: a group of rows is loaded once and scored against
-// every query of the tile while it is in L1.
+// One query against every row of the tile.
+template <typename Elem, typename Op, bool Norms>
+void float_row(const Tile& t, std::size_t i, float* scores, float* norms) {
+  constexpr int kWide = Norms ? 4 : 8;
+  std::size_t j = 0;
+  for (; j + kWide <= t.corpus_count; j += kWide) {
+    float_block<Elem, Op, 1, kWide, Norms>(t, i, j, scores, norms);
+  }
+  for (; j < t.corpus_count; ++j) float_block<Elem, Op, 1, 1, Norms>(t, i, j, scores, norms);
+}
+
+// Groups of 4 queries go corpus-row-outermost: 3 rows loaded into L1 serve
+// every group of the tile before the next 3 are read. Queries left over (and
+// a lone query) stream the rows 8 at a time. Norms, when asked for, ride
+// along the first query; with no queries they get a pass of their own.
 template <typename Elem, typename Op>
 void float_tile(const Tile& t) {
   auto* scores = static_cast<float*>(t.scores);
-  std::size_t j = 0;
-  for (; j + 3 <= t.corpus_count; j += 3) {
-    std::size_t i = 0;
-    for (; i + 4 <= t.query_count; i += 4) float_block<Elem, Op, 4, 3>(t, i, j, scores);
-    for (; i < t.query_count; ++i) float_block<Elem, Op, 1, 3>(t, i, j, scores);
-  }
-  for (; j < t.corpus_count; ++j) {
-    std::size_t i = 0;
-    for (; i + 4 <= t.query_count; i += 4) float_block<Elem, Op, 4, 1>(t, i, j, scores);
-    for (; i < t.query_count; ++i) float_block<Elem, Op, 1, 1>(t, i, j, scores);
-  }
-  if (t.corpus_norms != nullptr) {
-    auto* norms = static_cast<float*>(t.corpus_norms);
+  auto* norms = static_cast<float*>(t.corpus_norms);
+  std::size_t first = 0;
+  if (norms != nullptr && t.query_count > 0) {
+    float_row<Elem, Op, true>(t, 0, scores, norms);
+    first = 1;
+  } else if (norms != nullptr) {
     for (std::size_t r = 0; r < t.corpus_count; ++r) {
       norms[r] = float_sqnorm<Elem>(row<typename Elem::T>(t.corpus, t.corpus_stride, r), t.dim);
     }
+  }
+  std::size_t grouped = first + (t.query_count - first) / 4 * 4;
+  std::size_t j = 0;
+  for (; j + 3 <= t.corpus_count; j += 3) {
+    for (std::size_t i = first; i < grouped; i += 4) float_block<Elem, Op, 4, 3>(t, i, j, scores);
+  }
+  for (; j < t.corpus_count; ++j) {
+    for (std::size_t i = first; i < grouped; i += 4) float_block<Elem, Op, 4, 1>(t, i, j, scores);
+  }
+  for (std::size_t i = grouped; i < t.query_count; ++i) {
+    float_row<Elem, Op, false>(t, i, scores, nullptr);
   }
 }
 

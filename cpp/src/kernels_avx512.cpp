@@ -36,21 +36,25 @@ __mmask32 first32(std::size_t n) {
 struct F32 {
   using T = float;
   static __m512 load(const float* p, std::size_t n) {
-    return _mm512_maskz_loadu_ps(first16(n), p);
+    return n == 16 ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(first16(n), p);
   }
 };
 
 struct F16 {
   using T = std::uint16_t;
   static __m512 load(const std::uint16_t* p, std::size_t n) {
-    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(first16(n), p));
+    __m256i h = n == 16 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))
+                        : _mm256_maskz_loadu_epi16(first16(n), p);
+    return _mm512_cvtph_ps(h);
   }
 };
 
 struct I8 {
   using T = std::int8_t;
   static __m512 load(const std::int8_t* p, std::size_t n) {
-    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(first16(n), p)));
+    __m128i b = n == 16 ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(p))
+                        : _mm_maskz_loadu_epi8(first16(n), p);
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b));
   }
 };
 
@@ -65,36 +69,51 @@ struct SquaredDistance {
   }
 };
 
-// NQ queries x NC corpus rows, one accumulator per pair (a pair's score does
-// not depend on where it sits in a tile). 4 x 6 uses 24 accumulators, 6
-// corpus registers and 1 query register of the 32.
-template <typename Elem, typename Op, int NQ, int NC>
-void float_block(const Tile& t, std::size_t i0, std::size_t j0, float* scores) {
+// NQ queries x NC corpus rows with one accumulator per pair, every pair
+// summed in the same order whatever the block shape, so a score does not
+// depend on where it sits in a tile. 4 x 6 (many queries) uses 24
+// accumulators, 6 corpus registers and 1 query register of the 32; 1 x 8 (one
+// query) keeps 8 independent FMA chains in flight. With Norms (NQ == 1) the
+// corpus rows' squared norms are summed in the same pass.
+template <typename Elem, typename Op, int NQ, int NC, bool Norms = false>
+void float_block(const Tile& t, std::size_t i0, std::size_t j0, float* scores,
+                 float* norms = nullptr) {
+  static_assert(!Norms || NQ == 1, "norms ride along a single query");
   using T = typename Elem::T;
   const float* q[NQ];
   const T* c[NC];
   for (int i = 0; i < NQ; ++i) q[i] = row<float>(t.queries, t.query_stride, i0 + i);
   for (int j = 0; j < NC; ++j) c[j] = row<T>(t.corpus, t.corpus_stride, j0 + j);
   __m512 acc[NQ][NC];
-  for (int i = 0; i < NQ; ++i) {
-    for (int j = 0; j < NC; ++j) acc[i][j] = _mm512_setzero_ps();
+  __m512 norm[NC];
+  for (int j = 0; j < NC; ++j) {
+    norm[j] = _mm512_setzero_ps();
+    for (int i = 0; i < NQ; ++i) acc[i][j] = _mm512_setzero_ps();
   }
-  for (std::size_t l = 0; l < t.dim; l += 16) {
-    std::size_t n = t.dim - l;
+  // Full steps load unmasked; only the tail pays for a mask.
+  auto step = [&](std::size_t l, std::size_t n) {
     __m512 cv[NC];
-    for (int j = 0; j < NC; ++j) cv[j] = Elem::load(c[j] + l, n);
+    for (int j = 0; j < NC; ++j) {
+      cv[j] = Elem::load(c[j] + l, n);
+      if (Norms) norm[j] = _mm512_fmadd_ps(cv[j], cv[j], norm[j]);
+    }
     for (int i = 0; i < NQ; ++i) {
       __m512 qv = F32::load(q[i] + l, n);
       for (int j = 0; j < NC; ++j) acc[i][j] = Op::step(qv, cv[j], acc[i][j]);
     }
-  }
-  for (int i = 0; i < NQ; ++i) {
-    for (int j = 0; j < NC; ++j) {
+  };
+  std::size_t l = 0;
+  for (; l + 16 <= t.dim; l += 16) step(l, 16);
+  if (l < t.dim) step(l, t.dim - l);
+  for (int j = 0; j < NC; ++j) {
+    if (Norms) norms[j0 + j] = _mm512_reduce_add_ps(norm[j]);
+    for (int i = 0; i < NQ; ++i) {
       scores[(i0 + i) * t.corpus_count + j0 + j] = _mm512_reduce_add_ps(acc[i][j]);
     }
   }
 }
 
+// The same sum, in the same order, as a block with Norms computes.
 template <typename Elem>
 float float_sqnorm(const typename Elem::T* c, std::size_t dim) {
   __m512 acc = _mm512_setzero_ps();
@@ -105,27 +124,44 @@ float float_sqnorm(const typename Elem::T* c, std::size_t dim) {
   return _mm512_reduce_add_ps(acc);
 }
 
-// Corpus rows outermost: a group of rows is loaded once and scored against
-// every query of the tile while it is in L1.
+// One query against every row of the tile.
+template <typename Elem, typename Op, bool Norms>
+void float_row(const Tile& t, std::size_t i, float* scores, float* norms) {
+  constexpr int kWide = Norms ? 6 : 8;
+  std::size_t j = 0;
+  for (; j + kWide <= t.corpus_count; j += kWide) {
+    float_block<Elem, Op, 1, kWide, Norms>(t, i, j, scores, norms);
+  }
+  for (; j < t.corpus_count; ++j) float_block<Elem, Op, 1, 1, Norms>(t, i, j, scores, norms);
+}
+
+// Groups of 4 queries go corpus-row-outermost: 6 rows loaded into L1 serve
+// every group of the tile before the next 6 are read. Queries left over (and
+// a lone query) stream the rows 8 at a time. Norms, when asked for, ride
+// along the first query; with no queries they get a pass of their own.
 template <typename Elem, typename Op>
 void float_tile(const Tile& t) {
   auto* scores = static_cast<float*>(t.scores);
-  std::size_t j = 0;
-  for (; j + 6 <= t.corpus_count; j += 6) {
-    std::size_t i = 0;
-    for (; i + 4 <= t.query_count; i += 4) float_block<Elem, Op, 4, 6>(t, i, j, scores);
-    for (; i < t.query_count; ++i) float_block<Elem, Op, 1, 6>(t, i, j, scores);
-  }
-  for (; j < t.corpus_count; ++j) {
-    std::size_t i = 0;
-    for (; i + 4 <= t.query_count; i += 4) float_block<Elem, Op, 4, 1>(t, i, j, scores);
-    for (; i < t.query_count; ++i) float_block<Elem, Op, 1, 1>(t, i, j, scores);
-  }
-  if (t.corpus_norms != nullptr) {
-    auto* norms = static_cast<float*>(t.corpus_norms);
+  auto* norms = static_cast<float*>(t.corpus_norms);
+  std::size_t first = 0;
+  if (norms != nullptr && t.query_count > 0) {
+    float_row<Elem, Op, true>(t, 0, scores, norms);
+    first = 1;
+  } else if (norms != nullptr) {
     for (std::size_t r = 0; r < t.corpus_count; ++r) {
       norms[r] = float_sqnorm<Elem>(row<typename Elem::T>(t.corpus, t.corpus_stride, r), t.dim);
     }
+  }
+  std::size_t grouped = first + (t.query_count - first) / 4 * 4;
+  std::size_t j = 0;
+  for (; j + 6 <= t.corpus_count; j += 6) {
+    for (std::size_t i = first; i < grouped; i += 4) float_block<Elem, Op, 4, 6>(t, i, j, scores);
+  }
+  for (; j < t.corpus_count; ++j) {
+    for (std::size_t i = first; i < grouped; i += 4) float_block<Elem, Op, 4, 1>(t, i, j, scores);
+  }
+  for (std::size_t i = grouped; i < t.query_count; ++i) {
+    float_row<Elem, Op, false>(t, i, scores, nullptr);
   }
 }
 

@@ -72,38 +72,48 @@ struct SquaredDistance {
   }
 };
 
-// NQ queries x NC corpus rows, one accumulator per pair, so a pair's score is
-// the same wherever it sits in a tile. 4 x 3 keeps 12 accumulators, 6 corpus
-// and 2 query registers live, well inside the 32 vector registers.
-template <typename Elem, typename Op, int NQ, int NC>
-void float_block(const Tile& t, std::size_t i0, std::size_t j0, float* scores) {
+// NQ queries x NC corpus rows with one accumulator per pair, every pair
+// summed in the same order whatever the block shape, so a score does not
+// depend on where it sits in a tile. 4 x 3 (many queries) keeps 12
+// accumulators, 6 corpus and 2 query registers live; 1 x 8 (one query) keeps
+// 8 independent FMA chains in flight. With Norms (NQ == 1) the corpus rows'
+// squared norms are summed in the same pass.
+template <typename Elem, typename Op, int NQ, int NC, bool Norms = false>
+void float_block(const Tile& t, std::size_t i0, std::size_t j0, float* scores,
+                 float* norms = nullptr) {
+  static_assert(!Norms || NQ == 1, "norms ride along a single query");
   using T = typename Elem::T;
   const float* q[NQ];
   const T* c[NC];
   for (int i = 0; i < NQ; ++i) q[i] = row<float>(t.queries, t.query_stride, i0 + i);
   for (int j = 0; j < NC; ++j) c[j] = row<T>(t.corpus, t.corpus_stride, j0 + j);
   float32x4_t acc[NQ][NC];
-  for (int i = 0; i < NQ; ++i) {
-    for (int j = 0; j < NC; ++j) acc[i][j] = vdupq_n_f32(0);
+  float32x4_t norm[NC];
+  for (int j = 0; j < NC; ++j) {
+    norm[j] = vdupq_n_f32(0);
+    for (int i = 0; i < NQ; ++i) acc[i][j] = vdupq_n_f32(0);
   }
   for (std::size_t l = 0; l < t.dim; l += 8) {
     bool full = l + 8 <= t.dim;
     Eight cv[NC];
     for (int j = 0; j < NC; ++j) {
       cv[j] = full ? Elem::load(c[j] + l) : Elem::load_tail(c[j] + l, t.dim - l);
+      if (Norms) norm[j] = Dot::step(cv[j], cv[j], norm[j]);
     }
     for (int i = 0; i < NQ; ++i) {
       Eight qv = full ? F32::load(q[i] + l) : F32::load_tail(q[i] + l, t.dim - l);
       for (int j = 0; j < NC; ++j) acc[i][j] = Op::step(qv, cv[j], acc[i][j]);
     }
   }
-  for (int i = 0; i < NQ; ++i) {
-    for (int j = 0; j < NC; ++j) {
+  for (int j = 0; j < NC; ++j) {
+    if (Norms) norms[j0 + j] = vaddvq_f32(norm[j]);
+    for (int i = 0; i < NQ; ++i) {
       scores[(i0 + i) * t.corpus_count + j0 + j] = vaddvq_f32(acc[i][j]);
     }
   }
 }
 
+// The same sum, in the same order, as a block with Norms computes.
 template <typename Elem>
 float float_sqnorm(const typename Elem::T* c, std::size_t dim) {
   float32x4_t acc = vdupq_n_f32(0);
@@ -114,27 +124,44 @@ float float_sqnorm(const typename Elem::T* c, std::size_t dim) {
   return vaddvq_f32(acc);
 }
 
-// Corpus rows outermost: a group of rows is loaded once and scored against
-// every query of the tile while it is in L1.
+// One query against every row of the tile.
+template <typename Elem, typename Op, bool Norms>
+void float_row(const Tile& t, std::size_t i, float* scores, float* norms) {
+  constexpr int kWide = Norms ? 4 : 8;
+  std::size_t j = 0;
+  for (; j + kWide <= t.corpus_count; j += kWide) {
+    float_block<Elem, Op, 1, kWide, Norms>(t, i, j, scores, norms);
+  }
+  for (; j < t.corpus_count; ++j) float_block<Elem, Op, 1, 1, Norms>(t, i, j, scores, norms);
+}
+
+// Groups of 4 queries go corpus-row-outermost: 3 rows loaded into L1 serve
+// every group of the tile before the next 3 are read. Queries left over (and
+// a lone query) stream the rows 8 at a time. Norms, when asked for, ride
+// along the first query; with no queries they get a pass of their own.
 template <typename Elem, typename Op>
 void float_tile(const Tile& t) {
   auto* scores = static_cast<float*>(t.scores);
-  std::size_t j = 0;
-  for (; j + 3 <= t.corpus_count; j += 3) {
-    std::size_t i = 0;
-    for (; i + 4 <= t.query_count; i += 4) float_block<Elem, Op, 4, 3>(t, i, j, scores);
-    for (; i < t.query_count; ++i) float_block<Elem, Op, 1, 3>(t, i, j, scores);
-  }
-  for (; j < t.corpus_count; ++j) {
-    std::size_t i = 0;
-    for (; i + 4 <= t.query_count; i += 4) float_block<Elem, Op, 4, 1>(t, i, j, scores);
-    for (; i < t.query_count; ++i) float_block<Elem, Op, 1, 1>(t, i, j, scores);
-  }
-  if (t.corpus_norms != nullptr) {
-    auto* norms = static_cast<float*>(t.corpus_norms);
+  auto* norms = static_cast<float*>(t.corpus_norms);
+  std::size_t first = 0;
+  if (norms != nullptr && t.query_count > 0) {
+    float_row<Elem, Op, true>(t, 0, scores, norms);
+    first = 1;
+  } else if (norms != nullptr) {
     for (std::size_t r = 0; r < t.corpus_count; ++r) {
       norms[r] = float_sqnorm<Elem>(row<typename Elem::T>(t.corpus, t.corpus_stride, r), t.dim);
     }
+  }
+  std::size_t grouped = first + (t.query_count - first) / 4 * 4;
+  std::size_t j = 0;
+  for (; j + 3 <= t.corpus_count; j += 3) {
+    for (std::size_t i = first; i < grouped; i += 4) float_block<Elem, Op, 4, 3>(t, i, j, scores);
+  }
+  for (; j < t.corpus_count; ++j) {
+    for (std::size_t i = first; i < grouped; i += 4) float_block<Elem, Op, 4, 1>(t, i, j, scores);
+  }
+  for (std::size_t i = grouped; i < t.query_count; ++i) {
+    float_row<Elem, Op, false>(t, i, scores, nullptr);
   }
 }
 

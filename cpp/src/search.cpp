@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
+#include <limits>
 #include <vector>
 
 #include "simkernel/dispatch.hpp"
@@ -12,10 +14,14 @@
 namespace simkernel {
 namespace {
 
-// A tile of 16 queries x 128 rows keeps its scores (8 KiB) in L1 and a corpus
-// block of 384-dim float32 rows (192 KiB) in L2.
+// A tile is 16 queries x 256 corpus rows: its scores (16 KiB) stay in L1 and
+// a block of 384-dim float32 rows (384 KiB) in L2, where every query block
+// reuses it before the next block is read from memory.
 constexpr std::size_t kQueryBlock = 16;
-constexpr std::size_t kCorpusBlock = 128;
+constexpr std::size_t kCorpusBlock = 256;
+// Queries whose heaps are live at once: bounds the heaps' memory at
+// threads x 4096 x k entries however many queries come.
+constexpr std::size_t kQueryChunk = 4096;
 
 std::size_t ceil_div(std::size_t a, std::size_t b) { return (a + b - 1) / b; }
 
@@ -61,6 +67,12 @@ class TopK {
  public:
   explicit TopK(std::size_t k) : k_(k) { heap_.reserve(k); }
 
+  // The key a new entry must beat to get in: -inf until k are held.
+  double bar() const {
+    return heap_.size() < k_ ? -std::numeric_limits<double>::infinity()
+                             : heap_.front().key;
+  }
+
   void push(const Entry& e) {
     if (heap_.size() < k_) {
       heap_.push_back(e);
@@ -76,6 +88,8 @@ class TopK {
     for (const Entry& e : heap_) other.push(e);
   }
 
+  void clear() { heap_.clear(); }
+
   std::vector<Entry> sorted() const {
     std::vector<Entry> entries = heap_;
     std::sort(entries.begin(), entries.end(), better);
@@ -87,101 +101,144 @@ class TopK {
   std::vector<Entry> heap_;
 };
 
-// Turns kernel tiles into metric values (rounded to the output type, so that
-// ranking ties are exactly the ties a caller sees) and flags non-finite ones.
+// Offers a row of scores for corpus rows first_row, first_row + 1, ... to a
+// heap. Every row a heap gets arrives in increasing order, so a score equal
+// to the bar would lose its tie: only strictly better keys are pushed, and
+// the common case is one compare per score.
+template <typename Score>
+void offer(const Score* scores, std::size_t count, std::size_t first_row,
+           double sign, TopK& heap) {
+  double bar = heap.bar();
+  for (std::size_t j = 0; j < count; ++j) {
+    double key = sign * static_cast<double>(scores[j]);
+    if (key > bar) {
+      heap.push({key, static_cast<std::int64_t>(first_row + j)});
+      bar = heap.bar();
+    }
+  }
+}
+
+// NaN and infinity have an all-ones exponent; an integer test per value that
+// the compiler vectorises, so the check costs little next to the kernel.
+bool all_finite(const float* x, std::size_t n) {
+  std::uint32_t bad = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    std::uint32_t bits;
+    std::memcpy(&bits, x + i, sizeof bits);
+    bad |= static_cast<std::uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
+  }
+  return bad == 0;
+}
+
+// 1 / |x| from |x|^2, and 0 for a zero vector (whose cosine is 0).
+float inverse_norm(float norm2) { return norm2 > 0 ? 1.0f / std::sqrt(norm2) : 0.0f; }
+
+// Turns kernel tiles into the metric's values, flags non-finite ones. Scores
+// are rounded to the output type here, so ranking ties are exactly the ties a
+// caller sees.
 class TileScorer {
  public:
   TileScorer(const Problem& p, const Kernels& kernels,
-             const std::vector<double>& query_norms)
+             const std::vector<double>& query_norm2)
       : p_(p),
         kernel_(kernel_for(kernels, p.pair, p.metric)),
-        integer_(integer_pair(p.pair)),
-        query_norms_(query_norms),
-        raw_f_(integer_ ? 0 : kQueryBlock * kCorpusBlock),
-        raw_i_(integer_ ? kQueryBlock * kCorpusBlock : 0),
-        norms_f_(integer_ ? 0 : kCorpusBlock),
-        norms_i_(integer_ ? kCorpusBlock : 0) {}
+        integer_in_(integer_pair(p.pair)),
+        integer_out_(integer_scores(p.pair, p.metric)),
+        corpus_norms_(p.metric == Metric::cosine && p.pair != Pair::f32_bits),
+        query_norm2_(query_norm2),
+        raw_f_(integer_in_ ? 0 : kQueryBlock * kCorpusBlock),
+        raw_i_(integer_in_ ? kQueryBlock * kCorpusBlock : 0),
+        out_f_(integer_in_ && !integer_out_ ? kQueryBlock * kCorpusBlock : 0),
+        norms_f_(integer_in_ ? 0 : kCorpusBlock),
+        norms_i_(integer_in_ ? kCorpusBlock : 0),
+        inverse_f_(kCorpusBlock) {}
+
+  bool integer_output() const { return integer_out_; }
+  const std::int32_t* int_scores() const { return raw_i_.data(); }
+  const float* float_scores() const {
+    return integer_in_ ? out_f_.data() : raw_f_.data();
+  }
 
   // Scores queries [q0, q0 + nq) against `nc` corpus rows starting at
-  // `corpus` into out (nq x nc); false if any score is not finite.
+  // `corpus` (nq x nc, row-major); false if any score is not finite.
   // nq <= kQueryBlock and nc <= kCorpusBlock.
   bool score(std::size_t q0, std::size_t nq, const void* corpus,
-             std::ptrdiff_t corpus_stride, std::size_t nc, double* out) {
-    bool cosine = p_.metric == Metric::cosine;
-    bool want_norms = cosine && p_.pair != Pair::f32_bits;
-    void* raw = integer_ ? static_cast<void*>(raw_i_.data()) : raw_f_.data();
-    void* norms = integer_ ? static_cast<void*>(norms_i_.data())
-                           : static_cast<void*>(norms_f_.data());
-    Tile tile{row_at(p_.queries, q0), p_.queries.row_stride, nq, corpus,
-              corpus_stride, nc, p_.dim, raw, want_norms ? norms : nullptr};
-    kernel_(tile);
-    if (want_norms && !integer_) {
-      for (std::size_t j = 0; j < nc; ++j) {
-        if (!std::isfinite(norms_f_[j])) return false;
+             std::ptrdiff_t corpus_stride, std::size_t nc) {
+    // Corpus norms depend only on the rows: a block scored against several
+    // query blocks in a row has them computed once.
+    bool new_norms = corpus_norms_ && (corpus != norms_of_ || nc != norms_count_);
+    void* raw = integer_in_ ? static_cast<void*>(raw_i_.data()) : raw_f_.data();
+    void* norms = integer_in_ ? static_cast<void*>(norms_i_.data())
+                              : static_cast<void*>(norms_f_.data());
+    kernel_(Tile{row_at(p_.queries, q0), p_.queries.row_stride, nq, corpus,
+                 corpus_stride, nc, p_.dim, raw, new_norms ? norms : nullptr});
+    if (new_norms) {
+      if (!integer_in_ && !all_finite(norms_f_.data(), nc)) return false;
+      norms_of_ = corpus;
+      norms_count_ = nc;
+      if (!integer_in_) {
+        for (std::size_t j = 0; j < nc; ++j) inverse_f_[j] = inverse_norm(norms_f_[j]);
       }
     }
-    for (std::size_t i = 0; i < nq; ++i) {
-      double query_norm2 = cosine ? query_norms_[q0 + i] : 0.0;
-      for (std::size_t j = 0; j < nc; ++j) {
-        std::size_t at = i * nc + j;
-        if (integer_) {
-          double norm2 = want_norms ? static_cast<double>(norms_i_[j]) : 0.0;
-          out[at] = finish_integer(raw_i_[at], query_norm2, norm2);
-        } else {
-          if (!std::isfinite(raw_f_[at])) return false;
-          double norm2 = want_norms ? static_cast<double>(norms_f_[j]) : 0.0;
-          out[at] = finish_float(raw_f_[at], query_norm2, norm2);
-        }
-      }
+    if (integer_in_) {
+      if (!integer_out_) finish_int8(q0, nq, nc);
+      return true;
     }
+    if (!all_finite(raw_f_.data(), nq * nc)) return false;
+    finish_float(q0, nq, nc);
     return true;
   }
 
  private:
-  static double cosine_of(double dot, double norm_product) {
-    return norm_product == 0.0 ? 0.0 : dot / norm_product;
-  }
-
-  double finish_integer(std::int32_t raw, double query_norm2,
-                        double corpus_norm2) const {
-    switch (p_.metric) {
-      case Metric::cosine:
-        return static_cast<float>(
-            cosine_of(raw, std::sqrt(query_norm2 * corpus_norm2)));
-      case Metric::l2:
-        return static_cast<float>(std::sqrt(static_cast<double>(raw)));
-      default:
-        return raw;
+  void finish_float(std::size_t q0, std::size_t nq, std::size_t nc) {
+    float* s = raw_f_.data();
+    if (p_.metric == Metric::l2) {
+      for (std::size_t a = 0; a < nq * nc; ++a) s[a] = std::sqrt(s[a]);
+    } else if (p_.metric == Metric::cosine) {
+      if (p_.pair == Pair::f32_bits) {
+        std::fill_n(inverse_f_.data(), nc, inverse_norm(static_cast<float>(p_.dim)));
+      }
+      for (std::size_t i = 0; i < nq; ++i) {
+        float inverse_q = inverse_norm(static_cast<float>(query_norm2_[q0 + i]));
+        for (std::size_t j = 0; j < nc; ++j) {
+          s[i * nc + j] *= inverse_q * inverse_f_[j];
+        }
+      }
     }
   }
 
-  double finish_float(float raw, double query_norm2,
-                      double corpus_norm2) const {
-    switch (p_.metric) {
-      case Metric::cosine: {
-        double corpus_norm = p_.pair == Pair::f32_bits
-                                 ? std::sqrt(static_cast<double>(p_.dim))
-                                 : std::sqrt(corpus_norm2);
-        return static_cast<float>(
-            cosine_of(raw, std::sqrt(query_norm2) * corpus_norm));
+  // int8 cosine and l2 in double from exact integers, then rounded once: the
+  // numpy backend does the same, so these agree bit for bit too.
+  void finish_int8(std::size_t q0, std::size_t nq, std::size_t nc) {
+    for (std::size_t i = 0; i < nq; ++i) {
+      for (std::size_t j = 0; j < nc; ++j) {
+        double raw = raw_i_[i * nc + j];
+        double value;
+        if (p_.metric == Metric::l2) {
+          value = std::sqrt(raw);
+        } else {
+          double product = std::sqrt(query_norm2_[q0 + i] * norms_i_[j]);
+          value = product == 0 ? 0.0 : raw / product;
+        }
+        out_f_[i * nc + j] = static_cast<float>(value);
       }
-      case Metric::sqeuclidean:
-        return std::max(raw, 0.0f);
-      case Metric::l2:
-        return std::sqrt(std::max(raw, 0.0f));
-      default:
-        return raw;
     }
   }
 
   const Problem& p_;
   TileKernel kernel_;
-  bool integer_;
-  const std::vector<double>& query_norms_;
+  bool integer_in_;
+  bool integer_out_;
+  bool corpus_norms_;
+  const std::vector<double>& query_norm2_;
   std::vector<float> raw_f_;
   std::vector<std::int32_t> raw_i_;
+  std::vector<float> out_f_;
   std::vector<float> norms_f_;
   std::vector<std::int32_t> norms_i_;
+  std::vector<float> inverse_f_;
+  const void* norms_of_ = nullptr;
+  std::size_t norms_count_ = 0;
 };
 
 // Squared query norms for cosine (empty otherwise), from the same dot kernel
@@ -204,15 +261,13 @@ bool query_norms(const Problem& p, const Kernels& kernels,
   return true;
 }
 
-double key_of(double score, Metric metric) {
-  return higher_is_better(metric) ? score : -score;
-}
+double sign_of(Metric metric) { return higher_is_better(metric) ? 1.0 : -1.0; }
 
 void write_result(const std::vector<Entry>& entries, std::size_t k,
                   std::size_t query, Metric metric, bool integer_out,
                   void* scores, std::int64_t* indices) {
   for (std::size_t r = 0; r < k; ++r) {
-    double score = key_of(entries[r].key, metric);
+    double score = sign_of(metric) * entries[r].key;
     if (integer_out) {
       static_cast<std::int32_t*>(scores)[query * k + r] =
           static_cast<std::int32_t>(score);
@@ -264,54 +319,57 @@ Status topk(const Problem& p, std::size_t k, unsigned threads, StopFlag& stop,
   if (nq == 0 || kk == 0) return Status::ok;
   Run run(p, threads);
   if (!run.finite) return Status::non_finite;
+  bool integer_out = integer_scores(p.pair, p.metric);
+  double sign = sign_of(p.metric);
 
-  // Few queries: each thread scans its own slice of the corpus with its own
-  // heaps, merged at the end. Many queries: each task is a block of queries.
-  std::size_t query_blocks = ceil_div(nq, kQueryBlock);
+  // The corpus is read once per chunk of queries: workers take slices of
+  // corpus blocks in increasing order, and each block, while in cache, is
+  // scored against every query of the chunk. Each worker keeps its own heaps;
+  // they are merged at the end.
   std::size_t corpus_blocks = ceil_div(n, kCorpusBlock);
-  std::size_t slices =
-      query_blocks >= run.threads
-          ? 1
-          : std::min<std::size_t>(ceil_div(run.threads, query_blocks),
-                                  corpus_blocks);
+  std::size_t slices = std::min<std::size_t>(corpus_blocks, 4 * run.threads);
   std::size_t blocks_per_slice = ceil_div(corpus_blocks, slices);
-  std::vector<TopK> heaps(slices * nq, TopK(kk));
+  slices = ceil_div(corpus_blocks, blocks_per_slice);
+  std::size_t chunk_size = std::min(nq, kQueryChunk);
+  std::vector<TopK> heaps(run.threads * chunk_size, TopK(kk));
 
-  parallel_for(query_blocks * slices, run.threads,
-               [&](std::size_t task, unsigned worker) {
-    std::size_t q0 = (task / slices) * kQueryBlock;
-    std::size_t qn = std::min(kQueryBlock, nq - q0);
-    std::size_t slice = task % slices;
-    std::size_t c_begin = slice * blocks_per_slice * kCorpusBlock;
-    std::size_t c_end = std::min(n, c_begin + blocks_per_slice * kCorpusBlock);
-    double tile[kQueryBlock * kCorpusBlock];
-    for (std::size_t c0 = c_begin; c0 < c_end; c0 += kCorpusBlock) {
-      if (stop.stopped(worker) || run.non_finite.load()) return;
-      std::size_t cn = std::min(kCorpusBlock, c_end - c0);
-      if (!run.scorers[worker].score(q0, qn, row_at(p.corpus, c0),
-                                     p.corpus.row_stride, cn, tile)) {
-        run.non_finite.store(true);
-        return;
-      }
-      for (std::size_t i = 0; i < qn; ++i) {
-        TopK& heap = heaps[slice * nq + q0 + i];
-        for (std::size_t j = 0; j < cn; ++j) {
-          heap.push({key_of(tile[i * cn + j], p.metric),
-                     static_cast<std::int64_t>(c0 + j)});
+  for (std::size_t chunk = 0; chunk < nq; chunk += chunk_size) {
+    std::size_t chunk_rows = std::min(chunk_size, nq - chunk);
+    for (TopK& heap : heaps) heap.clear();
+    parallel_for(slices, run.threads, [&](std::size_t slice, unsigned worker) {
+      TileScorer& scorer = run.scorers[worker];
+      TopK* mine = &heaps[worker * chunk_size];
+      std::size_t c_end = std::min(n, (slice + 1) * blocks_per_slice * kCorpusBlock);
+      for (std::size_t c0 = slice * blocks_per_slice * kCorpusBlock; c0 < c_end;
+           c0 += kCorpusBlock) {
+        std::size_t cn = std::min(kCorpusBlock, c_end - c0);
+        for (std::size_t q0 = 0; q0 < chunk_rows; q0 += kQueryBlock) {
+          if (stop.stopped(worker) || run.non_finite.load()) return;
+          std::size_t qn = std::min(kQueryBlock, chunk_rows - q0);
+          if (!scorer.score(chunk + q0, qn, row_at(p.corpus, c0),
+                            p.corpus.row_stride, cn)) {
+            run.non_finite.store(true);
+            return;
+          }
+          for (std::size_t i = 0; i < qn; ++i) {
+            if (scorer.integer_output()) {
+              offer(scorer.int_scores() + i * cn, cn, c0, sign, mine[q0 + i]);
+            } else {
+              offer(scorer.float_scores() + i * cn, cn, c0, sign, mine[q0 + i]);
+            }
+          }
         }
       }
+    });
+    Status status = run.status(stop);
+    if (status != Status::ok) return status;
+    for (std::size_t q = 0; q < chunk_rows; ++q) {
+      for (unsigned w = 1; w < run.threads; ++w) {
+        heaps[w * chunk_size + q].push_all_into(heaps[q]);
+      }
+      write_result(heaps[q].sorted(), kk, chunk + q, p.metric, integer_out,
+                   scores, indices);
     }
-  });
-  Status status = run.status(stop);
-  if (status != Status::ok) return status;
-
-  bool integer_out = integer_scores(p.pair, p.metric);
-  for (std::size_t q = 0; q < nq; ++q) {
-    for (std::size_t s = 1; s < slices; ++s) {
-      heaps[s * nq + q].push_all_into(heaps[q]);
-    }
-    write_result(heaps[q].sorted(), kk, q, p.metric, integer_out, scores,
-                 indices);
   }
   return Status::ok;
 }
@@ -322,33 +380,26 @@ Status cdist(const Problem& p, unsigned threads, StopFlag& stop,
   if (nq == 0 || n == 0) return Status::ok;
   Run run(p, threads);
   if (!run.finite) return Status::non_finite;
-  bool integer_out = integer_scores(p.pair, p.metric);
-  std::size_t query_blocks = ceil_div(nq, kQueryBlock);
   std::size_t corpus_blocks = ceil_div(n, kCorpusBlock);
 
-  parallel_for(query_blocks * corpus_blocks, run.threads,
-               [&](std::size_t task, unsigned worker) {
-    if (stop.stopped(worker) || run.non_finite.load()) return;
-    std::size_t q0 = (task / corpus_blocks) * kQueryBlock;
-    std::size_t c0 = (task % corpus_blocks) * kCorpusBlock;
-    std::size_t qn = std::min(kQueryBlock, nq - q0);
+  parallel_for(corpus_blocks, run.threads, [&](std::size_t block, unsigned worker) {
+    TileScorer& scorer = run.scorers[worker];
+    std::size_t c0 = block * kCorpusBlock;
     std::size_t cn = std::min(kCorpusBlock, n - c0);
-    double tile[kQueryBlock * kCorpusBlock];
-    if (!run.scorers[worker].score(q0, qn, row_at(p.corpus, c0),
-                                   p.corpus.row_stride, cn, tile)) {
-      run.non_finite.store(true);
-      return;
-    }
-    for (std::size_t i = 0; i < qn; ++i) {
-      std::size_t at = (q0 + i) * n + c0;
-      for (std::size_t j = 0; j < cn; ++j) {
-        if (integer_out) {
-          static_cast<std::int32_t*>(scores)[at + j] =
-              static_cast<std::int32_t>(tile[i * cn + j]);
-        } else {
-          static_cast<float*>(scores)[at + j] =
-              static_cast<float>(tile[i * cn + j]);
-        }
+    for (std::size_t q0 = 0; q0 < nq; q0 += kQueryBlock) {
+      if (stop.stopped(worker) || run.non_finite.load()) return;
+      std::size_t qn = std::min(kQueryBlock, nq - q0);
+      if (!scorer.score(q0, qn, row_at(p.corpus, c0), p.corpus.row_stride, cn)) {
+        run.non_finite.store(true);
+        return;
+      }
+      for (std::size_t i = 0; i < qn; ++i) {
+        std::size_t at = (q0 + i) * n + c0;
+        const void* from = scorer.integer_output()
+                               ? static_cast<const void*>(scorer.int_scores() + i * cn)
+                               : static_cast<const void*>(scorer.float_scores() + i * cn);
+        // Both score types are 4 bytes wide.
+        std::memcpy(static_cast<char*>(scores) + 4 * at, from, 4 * cn);
       }
     }
   });
@@ -364,25 +415,25 @@ Status rescore(const Problem& p, const std::int64_t* candidates,
   Run run(p, threads);
   if (!run.finite) return Status::non_finite;
   bool integer_out = integer_scores(p.pair, p.metric);
-
+  double sign = sign_of(p.metric);
   std::vector<std::vector<Entry>> scratch(
       run.threads, std::vector<Entry>(candidate_count));
 
   parallel_for(nq, run.threads, [&](std::size_t q, unsigned worker) {
     if (stop.stopped(worker) || run.non_finite.load()) return;
+    TileScorer& scorer = run.scorers[worker];
     std::vector<Entry>& entries = scratch[worker];
     for (std::size_t j = 0; j < candidate_count; ++j) {
       std::int64_t row = candidates[q * candidate_count + j];
-      double value;
-      if (!run.scorers[worker].score(q, 1, row_at(p.corpus, row), 0, 1,
-                                     &value)) {
+      if (!scorer.score(q, 1, row_at(p.corpus, static_cast<std::size_t>(row)), 0, 1)) {
         run.non_finite.store(true);
         return;
       }
-      entries[j] = {key_of(value, p.metric), row};
+      double value = integer_out ? static_cast<double>(scorer.int_scores()[0])
+                                 : static_cast<double>(scorer.float_scores()[0]);
+      entries[j] = {sign * value, row};
     }
-    std::partial_sort(entries.begin(), entries.begin() + kk, entries.end(),
-                      better);
+    std::partial_sort(entries.begin(), entries.begin() + kk, entries.end(), better);
     write_result(entries, kk, q, p.metric, integer_out, scores, indices);
   });
   return run.status(stop);
