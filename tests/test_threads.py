@@ -1,7 +1,8 @@
-"""Threads: per-call thread counts, concurrent callers, and Ctrl-C."""
+"""Threads: per-call thread counts, concurrent callers, fork, and Ctrl-C."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -60,3 +61,27 @@ def test_ctrl_c_stops_a_long_call_quickly():
     word, when = out.split()
     assert word == "interrupted"
     assert float(when) - sent < 1.0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_searches_still_work_in_a_forked_child(backend):
+    rng = np.random.default_rng(9)
+    corpus = rng.standard_normal((5000, 32)).astype(np.float32)
+    queries = corpus[:20]
+    expected = sk.topk(queries, corpus, k=5, threads=2)  # the parent's threads exist now
+    pid = os.fork()
+    if pid == 0:  # the child: only this thread survives the fork
+        try:
+            got = sk.topk(queries, corpus, k=5, threads=2)
+            os._exit(0 if np.array_equal(got.indices, expected.indices) else 1)
+        except BaseException:
+            os._exit(2)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    pytest.fail("the forked child hung")

@@ -24,8 +24,9 @@ class StopFlag {
 };
 
 // Runs task(t, worker) for t in [0, tasks) on up to `threads` workers; worker 0
-// is the calling thread. Threads are created per call, so nothing outlives a
-// call and a fork between calls is safe. Tasks are handed out dynamically.
+// is the calling thread, the others come from a pool kept between calls (or
+// are started for the call when another call holds the pool). Each worker
+// takes tasks in increasing order. Safe across fork().
 void parallel_for(std::size_t tasks, unsigned threads,
                   const std::function<void(std::size_t, unsigned)>& task);
 
