@@ -183,6 +183,14 @@ py::tuple rescore_binding(const py::array& queries,
   return out.as_tuple();
 }
 
+double stream_sum_binding(const py::array_t<float, py::array::c_style>& data, int threads) {
+  unsigned workers = check_threads(threads);
+  const float* values = data.data();
+  std::size_t n = static_cast<std::size_t>(data.size());
+  py::gil_scoped_release release;
+  return stream_sum(values, n, workers);
+}
+
 std::vector<std::string> isa_names(const std::vector<Isa>& isas) {
   std::vector<std::string> names;
   for (Isa isa : isas) names.emplace_back(isa_name(isa));
@@ -221,6 +229,9 @@ PYBIND11_MODULE(_core, m) {
   m.def("rescore", &rescore_binding, py::arg("queries"), py::arg("candidates"),
         py::arg("vectors"), py::arg("pair"), py::arg("metric"), py::arg("dim"),
         py::arg("k"), py::arg("threads"));
+  m.def("stream_sum", &stream_sum_binding, py::arg("data"), py::arg("threads"),
+        "Sum of a float32 array, each thread streaming its own slice (the "
+        "benchmark's read-bandwidth probe).");
   m.def("capabilities", &capabilities_binding);
   m.def("select_isa", &select_isa_binding, py::arg("name"));
 }

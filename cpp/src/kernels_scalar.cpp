@@ -199,6 +199,19 @@ void hamming_tile(const Tile& t) {
                                                        no_norm_bits);
 }
 
+float stream_sum(const float* data, std::size_t n) {
+  float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  std::size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    s0 += data[i];
+    s1 += data[i + 1];
+    s2 += data[i + 2];
+    s3 += data[i + 3];
+  }
+  for (; i < n; ++i) s0 += data[i];
+  return (s0 + s1) + (s2 + s3);
+}
+
 }  // namespace
 
 Kernels kernels() {
@@ -213,6 +226,7 @@ Kernels kernels() {
   k.sqeuclidean_i8f = sqeuclidean_float_tile<std::int8_t>;
   k.sqeuclidean_i8 = sqeuclidean_i8_tile;
   k.hamming = hamming_tile;
+  k.stream_sum = stream_sum;
   return k;
 }
 

@@ -439,4 +439,18 @@ Status rescore(const Problem& p, const std::int64_t* candidates,
   return run.status(stop);
 }
 
+double stream_sum(const float* data, std::size_t n, unsigned threads) {
+  const Kernels& kernels = active_kernels();
+  unsigned workers = std::max(threads, 1u);
+  std::vector<double> sums(workers, 0.0);
+  std::size_t slice = ceil_div(n, workers);
+  parallel_for(workers, workers, [&](std::size_t w, unsigned) {
+    std::size_t begin = std::min(n, w * slice);
+    sums[w] = kernels.stream_sum(data + begin, std::min(n, begin + slice) - begin);
+  });
+  double total = 0;
+  for (double s : sums) total += s;
+  return total;
+}
+
 }  // namespace simkernel

@@ -152,6 +152,21 @@ void check_case(const char* isa, const KernelCase& c, const Kernels& wide, const
   }
 }
 
+void check_stream_sum(const char* isa, const Kernels& wide, const Kernels& base, std::size_t n,
+                      std::mt19937& rng) {
+  std::vector<unsigned char> bytes(4 * n);
+  fill(Elem::f32, bytes.data(), n, rng);
+  std::vector<float> data(n);
+  if (n > 0) std::memcpy(data.data(), bytes.data(), 4 * n);
+  float magnitude = 0;
+  for (float x : data) magnitude += std::fabs(x);
+  ++checks;
+  if (!close(wide.stream_sum(data.data(), n), base.stream_sum(data.data(), n), n, magnitude) &&
+      ++failures <= 20) {
+    std::printf("FAILED %s stream_sum n=%zu\n", isa, n);
+  }
+}
+
 void test_isa(Isa isa) {
   const Kernels base = scalar::kernels();
   if (!select_isa(isa)) {
@@ -161,6 +176,9 @@ void test_isa(Isa isa) {
   }
   const Kernels& wide = active_kernels();
   std::mt19937 rng(12345);
+  for (std::size_t n : {0, 1, 7, 8, 31, 32, 33, 63, 64, 65, 1000, 4099}) {
+    check_stream_sum(isa_name(isa), wide, base, n, rng);
+  }
   const std::size_t dims[] = {0, 1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65, 100, 127, 128, 129, 384, 1000};
   for (const KernelCase& c : kCases) {
     for (std::size_t dim : dims) {

@@ -41,6 +41,9 @@ struct Kernels {
   TileKernel sqeuclidean_i8f;
   TileKernel sqeuclidean_i8;   // int8 x int8, exact int32
   TileKernel hamming;          // bits x bits, int32
+  // Sum of n floats with the widest loads: the benchmark's read-bandwidth
+  // probe (DESIGN section 4), not part of any search.
+  float (*stream_sum)(const float* data, std::size_t n);
 };
 
 namespace scalar {

@@ -51,4 +51,8 @@ Status rescore(const Problem& problem, const std::int64_t* candidates,
                std::size_t candidate_count, std::size_t k, unsigned threads,
                StopFlag& stop, void* scores, std::int64_t* indices);
 
+// The sum of n floats, each of `threads` workers streaming its own slice with
+// the active ISA's widest loads: timed, it measures read bandwidth.
+double stream_sum(const float* data, std::size_t n, unsigned threads);
+
 }  // namespace simkernel
