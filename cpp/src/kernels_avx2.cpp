@@ -83,89 +83,110 @@ struct SquaredDistance {
   }
 };
 
-// NQ queries x NC corpus rows with one accumulator per pair, every pair
-// summed in the same order whatever the block shape, so a score does not
-// depend on where it sits in a tile. 4 x 3 (many queries) uses 12
-// accumulators, 3 corpus registers and 1 query register: all 16 YMM
-// registers; 1 x 8 (one query) keeps 8 independent FMA chains in flight, so
-// a single query streams the corpus faster than memory delivers it. With
-// Norms (NQ == 1) the corpus rows' squared norms are summed in the same pass.
-template <typename Elem, typename Op, int NQ, int NC, bool Norms = false>
-void float_block(const Tile& t, std::size_t i0, std::size_t j0, float* scores,
-                 float* norms = nullptr) {
-  static_assert(!Norms || NQ == 1, "norms ride along a single query");
+// Every pair's sum has one fixed shape, whatever path computes it: step s
+// (8 dimensions; the last one zero-padded) goes to accumulator s % 4, each
+// accumulator in increasing s, and the four are combined as (a0 + a1) +
+// (a2 + a3). So a score does not depend on the batch, the tile or the thread.
+constexpr int kClasses = 4;
+
+__m256 combine(const __m256* part) {
+  return _mm256_add_ps(_mm256_add_ps(part[0], part[1]), _mm256_add_ps(part[2], part[3]));
+}
+
+// One query against one row after another: memory is read in order, which
+// streams faster than interleaving rows, and the four accumulators of the
+// fixed shape are four independent FMA chains. With Norms the row's squared
+// norm is summed in the same pass.
+template <typename Elem, typename Op, bool Norms>
+void float_row(const Tile& t, std::size_t i, float* scores, float* norms) {
+  using T = typename Elem::T;
+  const float* q = row<float>(t.queries, t.query_stride, i);
+  std::size_t full = t.dim / 8;
+  for (std::size_t j = 0; j < t.corpus_count; ++j) {
+    const T* c = row<T>(t.corpus, t.corpus_stride, j);
+    __m256 acc[kClasses], norm[kClasses];
+    for (int k = 0; k < kClasses; ++k) acc[k] = norm[k] = _mm256_setzero_ps();
+    auto step = [&](int k, __m256 qv, __m256 cv) {
+      acc[k] = Op::step(qv, cv, acc[k]);
+      if (Norms) norm[k] = _mm256_fmadd_ps(cv, cv, norm[k]);
+    };
+    std::size_t s = 0;
+    for (; s + kClasses <= full; s += kClasses) {
+      for (int k = 0; k < kClasses; ++k) {
+        step(k, _mm256_loadu_ps(q + 8 * (s + k)), Elem::load(c + 8 * (s + k)));
+      }
+    }
+    for (; s < full; ++s) step(s % kClasses, _mm256_loadu_ps(q + 8 * s), Elem::load(c + 8 * s));
+    if (8 * full < t.dim) {
+      std::size_t n = t.dim - 8 * full;
+      step(full % kClasses, F32::load_tail(q + 8 * full, n), Elem::load_tail(c + 8 * full, n));
+    }
+    scores[i * t.corpus_count + j] = sum_lanes(combine(acc));
+    if (Norms) norms[j] = sum_lanes(combine(norm));
+  }
+}
+
+// A row's squared norm in the fixed shape, as float_row with Norms sums it.
+template <typename Elem>
+float float_sqnorm(const typename Elem::T* c, std::size_t dim) {
+  __m256 norm[kClasses];
+  for (int k = 0; k < kClasses; ++k) norm[k] = _mm256_setzero_ps();
+  std::size_t full = dim / 8;
+  for (std::size_t s = 0; s < full; ++s) {
+    __m256 v = Elem::load(c + 8 * s);
+    norm[s % kClasses] = _mm256_fmadd_ps(v, v, norm[s % kClasses]);
+  }
+  if (8 * full < dim) {
+    __m256 v = Elem::load_tail(c + 8 * full, dim - 8 * full);
+    norm[full % kClasses] = _mm256_fmadd_ps(v, v, norm[full % kClasses]);
+  }
+  return sum_lanes(combine(norm));
+}
+
+// NQ queries x NC corpus rows, for many queries: the accumulators of the
+// fixed shape are filled one class at a time (steps k, k + 4, ...), so a pass
+// needs one register per pair. 4 x 3 uses 12 accumulators, 3 corpus
+// registers and 1 query register: all 16 YMM registers. Each corpus vector
+// loaded serves 4 queries; the rows stay in L1 across the four passes.
+template <typename Elem, typename Op, int NQ, int NC>
+void float_block(const Tile& t, std::size_t i0, std::size_t j0, float* scores) {
   using T = typename Elem::T;
   const float* q[NQ];
   const T* c[NC];
   for (int i = 0; i < NQ; ++i) q[i] = row<float>(t.queries, t.query_stride, i0 + i);
   for (int j = 0; j < NC; ++j) c[j] = row<T>(t.corpus, t.corpus_stride, j0 + j);
-  __m256 acc[NQ][NC];
-  __m256 norm[NC];
-  for (int j = 0; j < NC; ++j) {
-    norm[j] = _mm256_setzero_ps();
-    for (int i = 0; i < NQ; ++i) acc[i][j] = _mm256_setzero_ps();
+  std::size_t full = t.dim / 8, steps = (t.dim + 7) / 8;
+  __m256 part[NQ][NC][kClasses];
+  for (int k = 0; k < kClasses; ++k) {
+    __m256 acc[NQ][NC];
+    for (int i = 0; i < NQ; ++i) {
+      for (int j = 0; j < NC; ++j) acc[i][j] = _mm256_setzero_ps();
+    }
+    for (std::size_t s = k; s < steps; s += kClasses) {
+      std::size_t l = 8 * s, n = t.dim - l;
+      bool tail = s == full;
+      __m256 cv[NC];
+      for (int j = 0; j < NC; ++j) cv[j] = tail ? Elem::load_tail(c[j] + l, n) : Elem::load(c[j] + l);
+      for (int i = 0; i < NQ; ++i) {
+        __m256 qv = tail ? F32::load_tail(q[i] + l, n) : _mm256_loadu_ps(q[i] + l);
+        for (int j = 0; j < NC; ++j) acc[i][j] = Op::step(qv, cv[j], acc[i][j]);
+      }
+    }
+    for (int i = 0; i < NQ; ++i) {
+      for (int j = 0; j < NC; ++j) part[i][j][k] = acc[i][j];
+    }
   }
-  // Queries are loaded one at a time, so 4 x 3 needs 16 registers, not 19.
-  auto step = [&](const __m256* cv, auto load_query) {
+  for (int i = 0; i < NQ; ++i) {
     for (int j = 0; j < NC; ++j) {
-      if (Norms) norm[j] = _mm256_fmadd_ps(cv[j], cv[j], norm[j]);
-    }
-    for (int i = 0; i < NQ; ++i) {
-      __m256 qv = load_query(i);
-      for (int j = 0; j < NC; ++j) acc[i][j] = Op::step(qv, cv[j], acc[i][j]);
-    }
-  };
-  std::size_t l = 0;
-  for (; l + 8 <= t.dim; l += 8) {
-    __m256 cv[NC];
-    for (int j = 0; j < NC; ++j) cv[j] = Elem::load(c[j] + l);
-    step(cv, [&](int i) { return _mm256_loadu_ps(q[i] + l); });
-  }
-  if (l < t.dim) {
-    std::size_t n = t.dim - l;
-    __m256 cv[NC];
-    for (int j = 0; j < NC; ++j) cv[j] = Elem::load_tail(c[j] + l, n);
-    step(cv, [&](int i) { return F32::load_tail(q[i] + l, n); });
-  }
-  for (int j = 0; j < NC; ++j) {
-    if (Norms) norms[j0 + j] = sum_lanes(norm[j]);
-    for (int i = 0; i < NQ; ++i) {
-      scores[(i0 + i) * t.corpus_count + j0 + j] = sum_lanes(acc[i][j]);
+      scores[(i0 + i) * t.corpus_count + j0 + j] = sum_lanes(combine(part[i][j]));
     }
   }
-}
-
-// The same sum, in the same order, as a block with Norms computes.
-template <typename Elem>
-float float_sqnorm(const typename Elem::T* c, std::size_t dim) {
-  __m256 acc = _mm256_setzero_ps();
-  std::size_t l = 0;
-  for (; l + 8 <= dim; l += 8) {
-    __m256 v = Elem::load(c + l);
-    acc = _mm256_fmadd_ps(v, v, acc);
-  }
-  if (l < dim) {
-    __m256 v = Elem::load_tail(c + l, dim - l);
-    acc = _mm256_fmadd_ps(v, v, acc);
-  }
-  return sum_lanes(acc);
-}
-
-// One query against every row of the tile.
-template <typename Elem, typename Op, bool Norms>
-void float_row(const Tile& t, std::size_t i, float* scores, float* norms) {
-  constexpr int kWide = Norms ? 4 : 8;
-  std::size_t j = 0;
-  for (; j + kWide <= t.corpus_count; j += kWide) {
-    float_block<Elem, Op, 1, kWide, Norms>(t, i, j, scores, norms);
-  }
-  for (; j < t.corpus_count; ++j) float_block<Elem, Op, 1, 1, Norms>(t, i, j, scores, norms);
 }
 
 // Groups of 4 queries go corpus-row-outermost: 3 rows loaded into L1 serve
 // every group of the tile before the next 3 are read. Queries left over (and
-// a lone query) stream the rows 8 at a time. Norms, when asked for, ride
-// along the first query; with no queries they get a pass of their own.
+// a lone query) take the row path. Norms, when asked for, ride along the
+// first query; with no queries, a row path of their own computes them.
 template <typename Elem, typename Op>
 void float_tile(const Tile& t) {
   auto* scores = static_cast<float*>(t.scores);

@@ -69,76 +69,95 @@ struct SquaredDistance {
   }
 };
 
-// NQ queries x NC corpus rows with one accumulator per pair, every pair
-// summed in the same order whatever the block shape, so a score does not
-// depend on where it sits in a tile. 4 x 6 (many queries) uses 24
-// accumulators, 6 corpus registers and 1 query register of the 32; 1 x 8 (one
-// query) keeps 8 independent FMA chains in flight. With Norms (NQ == 1) the
-// corpus rows' squared norms are summed in the same pass.
-template <typename Elem, typename Op, int NQ, int NC, bool Norms = false>
-void float_block(const Tile& t, std::size_t i0, std::size_t j0, float* scores,
-                 float* norms = nullptr) {
-  static_assert(!Norms || NQ == 1, "norms ride along a single query");
+// Every pair's sum has one fixed shape, whatever path computes it: step s
+// (16 dimensions; the last one masked) goes to accumulator s % 4, each
+// accumulator in increasing s, and the four are combined as (a0 + a1) +
+// (a2 + a3). So a score does not depend on the batch, the tile or the thread.
+constexpr int kClasses = 4;
+
+__m512 combine(const __m512* part) {
+  return _mm512_add_ps(_mm512_add_ps(part[0], part[1]), _mm512_add_ps(part[2], part[3]));
+}
+
+// One query against one row after another: memory is read in order, which
+// streams faster than interleaving rows, and the four accumulators of the
+// fixed shape are four independent FMA chains. With Norms the row's squared
+// norm is summed in the same pass.
+template <typename Elem, typename Op, bool Norms>
+void float_row(const Tile& t, std::size_t i, float* scores, float* norms) {
+  using T = typename Elem::T;
+  const float* q = row<float>(t.queries, t.query_stride, i);
+  std::size_t steps = (t.dim + 15) / 16;
+  for (std::size_t j = 0; j < t.corpus_count; ++j) {
+    const T* c = row<T>(t.corpus, t.corpus_stride, j);
+    __m512 acc[kClasses], norm[kClasses];
+    for (int k = 0; k < kClasses; ++k) acc[k] = norm[k] = _mm512_setzero_ps();
+    for (std::size_t s = 0; s < steps; ++s) {
+      std::size_t l = 16 * s, n = t.dim - l;
+      __m512 cv = Elem::load(c + l, n);
+      acc[s % kClasses] = Op::step(F32::load(q + l, n), cv, acc[s % kClasses]);
+      if (Norms) norm[s % kClasses] = _mm512_fmadd_ps(cv, cv, norm[s % kClasses]);
+    }
+    scores[i * t.corpus_count + j] = _mm512_reduce_add_ps(combine(acc));
+    if (Norms) norms[j] = _mm512_reduce_add_ps(combine(norm));
+  }
+}
+
+// A row's squared norm in the fixed shape, as float_row with Norms sums it.
+template <typename Elem>
+float float_sqnorm(const typename Elem::T* c, std::size_t dim) {
+  __m512 norm[kClasses];
+  for (int k = 0; k < kClasses; ++k) norm[k] = _mm512_setzero_ps();
+  for (std::size_t s = 0; s < (dim + 15) / 16; ++s) {
+    __m512 v = Elem::load(c + 16 * s, dim - 16 * s);
+    norm[s % kClasses] = _mm512_fmadd_ps(v, v, norm[s % kClasses]);
+  }
+  return _mm512_reduce_add_ps(combine(norm));
+}
+
+// NQ queries x NC corpus rows, for many queries: the accumulators of the
+// fixed shape are filled one class at a time (steps k, k + 4, ...), so a pass
+// needs one register per pair. 4 x 6 uses 24 accumulators, 6 corpus
+// registers and 1 query register of the 32; the rows stay in L1 across the
+// four passes.
+template <typename Elem, typename Op, int NQ, int NC>
+void float_block(const Tile& t, std::size_t i0, std::size_t j0, float* scores) {
   using T = typename Elem::T;
   const float* q[NQ];
   const T* c[NC];
   for (int i = 0; i < NQ; ++i) q[i] = row<float>(t.queries, t.query_stride, i0 + i);
   for (int j = 0; j < NC; ++j) c[j] = row<T>(t.corpus, t.corpus_stride, j0 + j);
-  __m512 acc[NQ][NC];
-  __m512 norm[NC];
-  for (int j = 0; j < NC; ++j) {
-    norm[j] = _mm512_setzero_ps();
-    for (int i = 0; i < NQ; ++i) acc[i][j] = _mm512_setzero_ps();
+  std::size_t steps = (t.dim + 15) / 16;
+  __m512 part[NQ][NC][kClasses];
+  for (int k = 0; k < kClasses; ++k) {
+    __m512 acc[NQ][NC];
+    for (int i = 0; i < NQ; ++i) {
+      for (int j = 0; j < NC; ++j) acc[i][j] = _mm512_setzero_ps();
+    }
+    for (std::size_t s = k; s < steps; s += kClasses) {
+      std::size_t l = 16 * s, n = t.dim - l;
+      __m512 cv[NC];
+      for (int j = 0; j < NC; ++j) cv[j] = Elem::load(c[j] + l, n);
+      for (int i = 0; i < NQ; ++i) {
+        __m512 qv = F32::load(q[i] + l, n);
+        for (int j = 0; j < NC; ++j) acc[i][j] = Op::step(qv, cv[j], acc[i][j]);
+      }
+    }
+    for (int i = 0; i < NQ; ++i) {
+      for (int j = 0; j < NC; ++j) part[i][j][k] = acc[i][j];
+    }
   }
-  // Full steps load unmasked; only the tail pays for a mask.
-  auto step = [&](std::size_t l, std::size_t n) {
-    __m512 cv[NC];
+  for (int i = 0; i < NQ; ++i) {
     for (int j = 0; j < NC; ++j) {
-      cv[j] = Elem::load(c[j] + l, n);
-      if (Norms) norm[j] = _mm512_fmadd_ps(cv[j], cv[j], norm[j]);
-    }
-    for (int i = 0; i < NQ; ++i) {
-      __m512 qv = F32::load(q[i] + l, n);
-      for (int j = 0; j < NC; ++j) acc[i][j] = Op::step(qv, cv[j], acc[i][j]);
-    }
-  };
-  std::size_t l = 0;
-  for (; l + 16 <= t.dim; l += 16) step(l, 16);
-  if (l < t.dim) step(l, t.dim - l);
-  for (int j = 0; j < NC; ++j) {
-    if (Norms) norms[j0 + j] = _mm512_reduce_add_ps(norm[j]);
-    for (int i = 0; i < NQ; ++i) {
-      scores[(i0 + i) * t.corpus_count + j0 + j] = _mm512_reduce_add_ps(acc[i][j]);
+      scores[(i0 + i) * t.corpus_count + j0 + j] = _mm512_reduce_add_ps(combine(part[i][j]));
     }
   }
-}
-
-// The same sum, in the same order, as a block with Norms computes.
-template <typename Elem>
-float float_sqnorm(const typename Elem::T* c, std::size_t dim) {
-  __m512 acc = _mm512_setzero_ps();
-  for (std::size_t l = 0; l < dim; l += 16) {
-    __m512 v = Elem::load(c + l, dim - l);
-    acc = _mm512_fmadd_ps(v, v, acc);
-  }
-  return _mm512_reduce_add_ps(acc);
-}
-
-// One query against every row of the tile.
-template <typename Elem, typename Op, bool Norms>
-void float_row(const Tile& t, std::size_t i, float* scores, float* norms) {
-  constexpr int kWide = Norms ? 6 : 8;
-  std::size_t j = 0;
-  for (; j + kWide <= t.corpus_count; j += kWide) {
-    float_block<Elem, Op, 1, kWide, Norms>(t, i, j, scores, norms);
-  }
-  for (; j < t.corpus_count; ++j) float_block<Elem, Op, 1, 1, Norms>(t, i, j, scores, norms);
 }
 
 // Groups of 4 queries go corpus-row-outermost: 6 rows loaded into L1 serve
 // every group of the tile before the next 6 are read. Queries left over (and
-// a lone query) stream the rows 8 at a time. Norms, when asked for, ride
-// along the first query; with no queries they get a pass of their own.
+// a lone query) take the row path. Norms, when asked for, ride along the
+// first query; with no queries they get a pass of their own.
 template <typename Elem, typename Op>
 void float_tile(const Tile& t) {
   auto* scores = static_cast<float*>(t.scores);

@@ -72,73 +72,96 @@ struct SquaredDistance {
   }
 };
 
-// NQ queries x NC corpus rows with one accumulator per pair, every pair
-// summed in the same order whatever the block shape, so a score does not
-// depend on where it sits in a tile. 4 x 3 (many queries) keeps 12
-// accumulators, 6 corpus and 2 query registers live; 1 x 8 (one query) keeps
-// 8 independent FMA chains in flight. With Norms (NQ == 1) the corpus rows'
-// squared norms are summed in the same pass.
-template <typename Elem, typename Op, int NQ, int NC, bool Norms = false>
-void float_block(const Tile& t, std::size_t i0, std::size_t j0, float* scores,
-                 float* norms = nullptr) {
-  static_assert(!Norms || NQ == 1, "norms ride along a single query");
+// Every pair's sum has one fixed shape, whatever path computes it: step s
+// (8 dimensions; the last one zero-padded) goes to accumulator s % 4, each
+// accumulator in increasing s, and the four are combined as (a0 + a1) +
+// (a2 + a3). So a score does not depend on the batch, the tile or the thread.
+constexpr int kClasses = 4;
+
+float32x4_t combine(const float32x4_t* part) {
+  return vaddq_f32(vaddq_f32(part[0], part[1]), vaddq_f32(part[2], part[3]));
+}
+
+template <typename Elem>
+Eight load_step(const typename Elem::T* p, std::size_t l, std::size_t dim) {
+  return l + 8 <= dim ? Elem::load(p + l) : Elem::load_tail(p + l, dim - l);
+}
+
+// One query against one row after another: memory is read in order, and the
+// four accumulators of the fixed shape are four independent FMA chains. With
+// Norms the row's squared norm is summed in the same pass.
+template <typename Elem, typename Op, bool Norms>
+void float_row(const Tile& t, std::size_t i, float* scores, float* norms) {
+  using T = typename Elem::T;
+  const float* q = row<float>(t.queries, t.query_stride, i);
+  std::size_t steps = (t.dim + 7) / 8;
+  for (std::size_t j = 0; j < t.corpus_count; ++j) {
+    const T* c = row<T>(t.corpus, t.corpus_stride, j);
+    float32x4_t acc[kClasses], norm[kClasses];
+    for (int k = 0; k < kClasses; ++k) acc[k] = norm[k] = vdupq_n_f32(0);
+    for (std::size_t s = 0; s < steps; ++s) {
+      Eight cv = load_step<Elem>(c, 8 * s, t.dim);
+      acc[s % kClasses] = Op::step(load_step<F32>(q, 8 * s, t.dim), cv, acc[s % kClasses]);
+      if (Norms) norm[s % kClasses] = Dot::step(cv, cv, norm[s % kClasses]);
+    }
+    scores[i * t.corpus_count + j] = vaddvq_f32(combine(acc));
+    if (Norms) norms[j] = vaddvq_f32(combine(norm));
+  }
+}
+
+// A row's squared norm in the fixed shape, as float_row with Norms sums it.
+template <typename Elem>
+float float_sqnorm(const typename Elem::T* c, std::size_t dim) {
+  float32x4_t norm[kClasses];
+  for (int k = 0; k < kClasses; ++k) norm[k] = vdupq_n_f32(0);
+  for (std::size_t s = 0; s < (dim + 7) / 8; ++s) {
+    Eight v = load_step<Elem>(c, 8 * s, dim);
+    norm[s % kClasses] = Dot::step(v, v, norm[s % kClasses]);
+  }
+  return vaddvq_f32(combine(norm));
+}
+
+// NQ queries x NC corpus rows, for many queries: the accumulators of the
+// fixed shape are filled one class at a time (steps k, k + 4, ...), so a pass
+// needs one register per pair: 4 x 3 keeps 12 accumulators, 6 corpus and 2
+// query registers live of the 32; the rows stay in L1 across the passes.
+template <typename Elem, typename Op, int NQ, int NC>
+void float_block(const Tile& t, std::size_t i0, std::size_t j0, float* scores) {
   using T = typename Elem::T;
   const float* q[NQ];
   const T* c[NC];
   for (int i = 0; i < NQ; ++i) q[i] = row<float>(t.queries, t.query_stride, i0 + i);
   for (int j = 0; j < NC; ++j) c[j] = row<T>(t.corpus, t.corpus_stride, j0 + j);
-  float32x4_t acc[NQ][NC];
-  float32x4_t norm[NC];
-  for (int j = 0; j < NC; ++j) {
-    norm[j] = vdupq_n_f32(0);
-    for (int i = 0; i < NQ; ++i) acc[i][j] = vdupq_n_f32(0);
+  std::size_t steps = (t.dim + 7) / 8;
+  float32x4_t part[NQ][NC][kClasses];
+  for (int k = 0; k < kClasses; ++k) {
+    float32x4_t acc[NQ][NC];
+    for (int i = 0; i < NQ; ++i) {
+      for (int j = 0; j < NC; ++j) acc[i][j] = vdupq_n_f32(0);
+    }
+    for (std::size_t s = k; s < steps; s += kClasses) {
+      Eight cv[NC];
+      for (int j = 0; j < NC; ++j) cv[j] = load_step<Elem>(c[j], 8 * s, t.dim);
+      for (int i = 0; i < NQ; ++i) {
+        Eight qv = load_step<F32>(q[i], 8 * s, t.dim);
+        for (int j = 0; j < NC; ++j) acc[i][j] = Op::step(qv, cv[j], acc[i][j]);
+      }
+    }
+    for (int i = 0; i < NQ; ++i) {
+      for (int j = 0; j < NC; ++j) part[i][j][k] = acc[i][j];
+    }
   }
-  for (std::size_t l = 0; l < t.dim; l += 8) {
-    bool full = l + 8 <= t.dim;
-    Eight cv[NC];
+  for (int i = 0; i < NQ; ++i) {
     for (int j = 0; j < NC; ++j) {
-      cv[j] = full ? Elem::load(c[j] + l) : Elem::load_tail(c[j] + l, t.dim - l);
-      if (Norms) norm[j] = Dot::step(cv[j], cv[j], norm[j]);
-    }
-    for (int i = 0; i < NQ; ++i) {
-      Eight qv = full ? F32::load(q[i] + l) : F32::load_tail(q[i] + l, t.dim - l);
-      for (int j = 0; j < NC; ++j) acc[i][j] = Op::step(qv, cv[j], acc[i][j]);
+      scores[(i0 + i) * t.corpus_count + j0 + j] = vaddvq_f32(combine(part[i][j]));
     }
   }
-  for (int j = 0; j < NC; ++j) {
-    if (Norms) norms[j0 + j] = vaddvq_f32(norm[j]);
-    for (int i = 0; i < NQ; ++i) {
-      scores[(i0 + i) * t.corpus_count + j0 + j] = vaddvq_f32(acc[i][j]);
-    }
-  }
-}
-
-// The same sum, in the same order, as a block with Norms computes.
-template <typename Elem>
-float float_sqnorm(const typename Elem::T* c, std::size_t dim) {
-  float32x4_t acc = vdupq_n_f32(0);
-  for (std::size_t l = 0; l < dim; l += 8) {
-    Eight v = l + 8 <= dim ? Elem::load(c + l) : Elem::load_tail(c + l, dim - l);
-    acc = Dot::step(v, v, acc);
-  }
-  return vaddvq_f32(acc);
-}
-
-// One query against every row of the tile.
-template <typename Elem, typename Op, bool Norms>
-void float_row(const Tile& t, std::size_t i, float* scores, float* norms) {
-  constexpr int kWide = Norms ? 4 : 8;
-  std::size_t j = 0;
-  for (; j + kWide <= t.corpus_count; j += kWide) {
-    float_block<Elem, Op, 1, kWide, Norms>(t, i, j, scores, norms);
-  }
-  for (; j < t.corpus_count; ++j) float_block<Elem, Op, 1, 1, Norms>(t, i, j, scores, norms);
 }
 
 // Groups of 4 queries go corpus-row-outermost: 3 rows loaded into L1 serve
 // every group of the tile before the next 3 are read. Queries left over (and
-// a lone query) stream the rows 8 at a time. Norms, when asked for, ride
-// along the first query; with no queries they get a pass of their own.
+// a lone query) take the row path. Norms, when asked for, ride along the
+// first query; with no queries they get a pass of their own.
 template <typename Elem, typename Op>
 void float_tile(const Tile& t) {
   auto* scores = static_cast<float*>(t.scores);

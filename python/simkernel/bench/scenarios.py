@@ -1,4 +1,5 @@
-"""The benchmark scenarios of DESIGN section 4, and the data they search.
+"""The benchmark scenarios of DESIGN section 4 and issue 3, and the data they
+search.
 
 Sizes are the full ones; ``SIMKERNEL_BENCH_SCALE`` (or ``--scale``) shrinks
 every corpus and query count, so CI can run a tiny version of the same suite.
@@ -24,27 +25,27 @@ class Scenario:
     corpus: int
     dim: int = 384
     k: int = 10
-    metric: str = "cosine"
+    metric: str = "dot"
 
-    def scaled(self, scale: float) -> "Scenario":
-        return replace(self, queries=max(1, round(self.queries * scale)) if self.queries > 1 else 1,
-                       corpus=max(self.k, round(self.corpus * scale)))
+    @property
+    def one_query(self) -> bool:
+        return self.queries == 1
 
-    def make(self, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """Synthetic unit-norm float32 queries and the corpus in ``kind``."""
-        rng = np.random.default_rng(seed)
-        queries = _unit_rows(rng, self.queries, self.dim)
-        corpus = np.empty((self.corpus, self.dim), dtype=np.float32)
-        for start in range(0, self.corpus, 65536):  # bounded temporaries
-            rows = min(65536, self.corpus - start)
-            corpus[start:start + rows] = _unit_rows(rng, rows, self.dim)
-        if self.kind == "float16":
-            return queries, corpus.astype(np.float16)
-        if self.kind == "int8":
-            return queries, sk.Int8Quantizer.fit(corpus[:10000]).encode(corpus)
-        if self.kind == "binary":
-            return queries, sk.binary_quantize(corpus)
-        return queries, corpus
+    def scaled(self, scale: float) -> Scenario:
+        queries = self.queries if self.one_query else max(2, round(self.queries * scale))
+        return replace(self, queries=queries, corpus=max(self.k, round(self.corpus * scale)))
+
+
+@dataclass
+class Data:
+    """A scenario's float32 queries and its corpus as stored (``corpus``), with
+    what simkernel and the peers search: ``search_queries`` (packed bits for
+    binary) and, for int8, the codec that made the codes."""
+
+    queries: np.ndarray
+    corpus: np.ndarray
+    search_queries: np.ndarray
+    codec: sk.Int8Quantizer | None = None
 
 
 def _unit_rows(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
@@ -53,14 +54,40 @@ def _unit_rows(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
     return x
 
 
+def make_data(scenario: Scenario, seed: int = 0) -> Data:
+    """Synthetic unit-norm embeddings, stored as the scenario says; built in
+    pieces so that making them sets no memory peak of its own."""
+    rng = np.random.default_rng(seed)
+    queries = _unit_rows(rng, scenario.queries, scenario.dim)
+    stored = {"float32": np.float32, "float16": np.float16, "int8": np.int8,
+              "binary": np.uint8}[scenario.kind]
+    width = (scenario.dim + 7) // 8 if scenario.kind == "binary" else scenario.dim
+    corpus = np.empty((scenario.corpus, width), dtype=stored)
+    codec = None
+    for start in range(0, scenario.corpus, 65536):
+        rows = _unit_rows(rng, min(65536, scenario.corpus - start), scenario.dim)
+        if scenario.kind == "int8":
+            codec = codec or sk.Int8Quantizer.fit(rows)
+            rows = codec.encode(rows)
+        elif scenario.kind == "binary":
+            rows = sk.binary_quantize(rows)
+        corpus[start:start + len(rows)] = rows
+    search_queries = sk.binary_quantize(queries) if scenario.kind == "binary" else queries
+    return Data(queries, corpus, search_queries, codec)
+
+
 SCENARIOS = (
     Scenario("one query, 1M x 384 float32", "float32", 1, 1_000_000),
-    Scenario("1000 queries, 200k x 384 float32", "float32", 1000, 200_000),
+    Scenario("one query, 1M x 384 float32, cosine", "float32", 1, 1_000_000, metric="cosine"),
+    Scenario("one query, 1M x 384 float32, l2", "float32", 1, 1_000_000, metric="l2"),
     Scenario("one query, 1M x 384 float16", "float16", 1, 1_000_000),
+    Scenario("1000 queries, 200k x 384 float32", "float32", 1000, 200_000),
+    Scenario("1000 queries, 200k x 384 float32, cosine", "float32", 1000, 200_000, metric="cosine"),
+    Scenario("1000 queries, 200k x 384 float32, l2", "float32", 1000, 200_000, metric="l2"),
     Scenario("one query, 1M x 384 int8", "int8", 1, 1_000_000),
     Scenario("1000 queries, 200k x 384 int8", "int8", 1000, 200_000),
-    Scenario("one query, 4M x 1024-bit", "binary", 1, 4_000_000, dim=1024),
-    Scenario("1000 queries, 1M x 1024-bit", "binary", 1000, 1_000_000, dim=1024),
+    Scenario("one query, 4M x 1024-bit", "binary", 1, 4_000_000, dim=1024, metric="hamming"),
+    Scenario("1000 queries, 1M x 1024-bit", "binary", 1000, 1_000_000, dim=1024, metric="hamming"),
 )
 
 

@@ -1,0 +1,164 @@
+"""Every library the benchmark runs, doing the same search: the scenario's
+top-k over its stored corpus, on the same threads.
+
+Each ``prepare_*`` does the untimed setup a user does once (build an index,
+pack a matrix) and returns the timed search. A library that is not installed
+raises ImportError; the runner reports it and goes on. Peers search what
+their documentation advises for the metric: inner product on unit-norm rows
+for cosine, their own int8 codes for int8 (faiss trains per-dimension ranges;
+usearch and numkong take int8 queries too), bits for binary.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+import simkernel as sk
+
+from .scenarios import Data, Scenario
+
+Search = Callable[[], tuple[np.ndarray, np.ndarray]]
+Prepare = Callable[[Scenario, Data, int], Search]
+
+# Bytes of temporaries per block (scores, widened rows or XOR-ed codes), as a
+# careful user bounds them.
+_BLOCK_BYTES = 1 << 26
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+
+
+def prepare_simkernel(scenario: Scenario, data: Data, threads: int) -> Search:
+    def search() -> tuple[np.ndarray, np.ndarray]:
+        return sk.topk(data.search_queries, data.corpus, k=scenario.k, metric=scenario.metric,
+                       threads=threads)
+    return search
+
+
+def _top_k(scores: np.ndarray, k: int, largest: bool) -> tuple[np.ndarray, np.ndarray]:
+    keys = -scores if largest else scores
+    part = np.argpartition(keys, min(k, scores.shape[1]) - 1, axis=1)[:, :k]
+    return np.take_along_axis(scores, part, 1), part
+
+
+def prepare_numpy(scenario: Scenario, data: Data, threads: int) -> Search:
+    """Blocked ``q @ corpus.T`` (or a popcount table for bits) + argpartition."""
+    queries, corpus, k = data.search_queries, data.corpus, scenario.k
+    binary = scenario.kind == "binary"
+    largest = scenario.metric in ("dot", "cosine")
+    row_bytes = len(queries) * (corpus.shape[1] if binary else 4)
+    block = max(k, _BLOCK_BYTES // max(row_bytes, 1))
+
+    def block_scores(rows: np.ndarray) -> np.ndarray:
+        if binary:
+            return _POPCOUNT[queries[:, None, :] ^ rows[None, :, :]].sum(axis=2, dtype=np.int32)
+        dots = queries @ rows.astype(np.float32, copy=False).T
+        if scenario.metric != "l2":
+            return dots
+        norms = np.einsum("ij,ij->i", rows, rows, dtype=np.float32)
+        return norms[None, :] - 2 * dots  # + |q|^2, the same for every row
+
+    def search() -> tuple[np.ndarray, np.ndarray]:
+        best_scores = np.empty((len(queries), 0), dtype=np.float32)
+        best_index = np.empty((len(queries), 0), dtype=np.int64)
+        for start in range(0, len(corpus), block):
+            scores, cols = _top_k(block_scores(corpus[start:start + block]), k, largest)
+            best_scores = np.hstack([best_scores, scores])
+            best_index = np.hstack([best_index, cols + start])
+            best_scores, keep = _top_k(best_scores, k, largest)
+            best_index = np.take_along_axis(best_index, keep, 1)
+        return best_scores, best_index
+    return search
+
+
+def _float_rows(data: Data) -> list[np.ndarray]:
+    """The corpus as float32 blocks (decoded for int8), for indexes that take floats."""
+    step = 65536
+    blocks = []
+    for start in range(0, len(data.corpus), step):
+        rows = data.corpus[start:start + step]
+        blocks.append(data.codec.decode(rows) if data.codec else rows.astype(np.float32))
+    return blocks
+
+
+def prepare_faiss(scenario: Scenario, data: Data, threads: int) -> Search:
+    """IndexFlatIP / IndexFlatL2, IndexScalarQuantizer (fp16, 8-bit), IndexBinaryFlat."""
+    import faiss
+
+    faiss.omp_set_num_threads(threads)
+    d = scenario.dim
+    if scenario.kind == "binary":
+        index = faiss.IndexBinaryFlat(d)
+        index.add(data.corpus)
+    else:
+        metric = faiss.METRIC_L2 if scenario.metric == "l2" else faiss.METRIC_INNER_PRODUCT
+        if scenario.kind == "float32":
+            index = faiss.IndexFlat(d, metric)
+        else:
+            kind = {"float16": faiss.ScalarQuantizer.QT_fp16,
+                    "int8": faiss.ScalarQuantizer.QT_8bit}[scenario.kind]
+            index = faiss.IndexScalarQuantizer(d, kind, metric)
+        blocks = _float_rows(data) if scenario.kind != "float32" else [data.corpus]
+        index.train(blocks[0])
+        for rows in blocks:
+            index.add(rows)
+
+    def search() -> tuple[np.ndarray, np.ndarray]:
+        scores, indices = index.search(data.search_queries, scenario.k)
+        return scores, indices
+    return search
+
+
+def prepare_usearch(scenario: Scenario, data: Data, threads: int) -> Search:
+    """``usearch.index.search(..., exact=True)``."""
+    from usearch.index import MetricKind, search as usearch_search
+
+    metric = {"dot": MetricKind.IP, "cosine": MetricKind.IP, "l2": MetricKind.L2sq,
+              "hamming": MetricKind.Hamming}[scenario.metric]
+    queries = data.search_queries
+    if scenario.kind == "float16":
+        queries = queries.astype(np.float16)
+    elif scenario.kind == "int8":
+        queries = data.codec.encode(queries)
+
+    def search() -> tuple[np.ndarray, np.ndarray]:
+        matches = usearch_search(data.corpus, queries, scenario.k, metric, exact=True,
+                                 threads=threads)
+        return np.asarray(matches.distances), np.asarray(matches.keys, dtype=np.int64)
+    return search
+
+
+def prepare_numkong(scenario: Scenario, data: Data, threads: int) -> Search:
+    """``dots_pack`` + ``dots_packed`` (``hammings_*``, ``euclideans_packed``),
+    then argpartition; it returns full score matrices, so queries go in blocks."""
+    import numkong as nk
+
+    queries = data.search_queries
+    if scenario.kind == "float16":
+        queries = queries.astype(np.float16)
+    elif scenario.kind == "int8":
+        queries = data.codec.encode(queries)
+    if scenario.kind == "binary":
+        packed, cross, largest = nk.hammings_pack(data.corpus), nk.hammings_packed, False
+    elif scenario.metric == "l2":
+        packed, cross, largest = nk.dots_pack(data.corpus), nk.euclideans_packed, False
+    else:
+        packed, cross, largest = nk.dots_pack(data.corpus), nk.dots_packed, True
+    rows_per_block = max(1, _BLOCK_BYTES // (4 * len(data.corpus)))
+
+    def search() -> tuple[np.ndarray, np.ndarray]:
+        parts = []
+        for start in range(0, len(queries), rows_per_block):
+            scores = np.asarray(cross(queries[start:start + rows_per_block], packed))
+            parts.append(_top_k(scores, scenario.k, largest))
+        return np.vstack([p[0] for p in parts]), np.vstack([p[1] for p in parts])
+    return search
+
+
+LIBRARIES: dict[str, Prepare] = {
+    "simkernel": prepare_simkernel,
+    "numpy": prepare_numpy,
+    "faiss": prepare_faiss,
+    "usearch": prepare_usearch,
+    "numkong": prepare_numkong,
+}

@@ -1,0 +1,50 @@
+"""The physical limits a result is measured against, in the same run
+(DESIGN section 4): read bandwidth for one query, numpy's sgemm FLOP rate for
+many."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from .. import _backend
+from .scenarios import Data, Scenario
+
+Probe = Callable[[], object]
+
+
+def read_probe(data: Data, threads: int) -> Probe | None:
+    """Every thread streams its own slice of the corpus's own memory with the
+    widest vector loads (the values are not the point, the bytes are)."""
+    native = _backend.native()
+    if native is None or not data.corpus.flags.c_contiguous:
+        return None
+    raw = data.corpus.reshape(-1).view(np.uint8)
+    words = raw[: len(raw) // 4 * 4].view(np.float32)
+    return lambda: native._core.stream_sum(words, threads)
+
+
+def sgemm_probe(scenario: Scenario, data: Data) -> Probe:
+    """numpy's sgemm on the scenario's shapes (float32, ``dim`` wide), the
+    corpus taken in blocks so the product stays small."""
+    block = max(1, (1 << 24) // len(data.queries))
+    rows = (data.corpus[:block] if scenario.kind == "float32"
+            else np.random.default_rng(1).standard_normal((block, scenario.dim), dtype=np.float32))
+    queries = data.queries
+    whole, rest = divmod(scenario.corpus, block)
+
+    def probe() -> None:
+        for _ in range(whole):
+            queries @ rows.T
+        if rest:
+            queries @ rows[:rest].T
+    return probe
+
+
+def limit_rate(scenario: Scenario, data: Data, seconds: float) -> float:
+    """What a search taking ``seconds`` achieves in the limit's unit: GB/s
+    read for one query, GFLOP/s for many."""
+    if scenario.one_query:
+        return data.corpus.nbytes / seconds / 1e9
+    return 2.0 * scenario.queries * scenario.corpus * scenario.dim / seconds / 1e9

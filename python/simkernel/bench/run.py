@@ -1,0 +1,78 @@
+"""Runs scenarios: every library side by side, rounds interleaved, medians,
+answers checked, and the physical limit measured in the same rounds."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, Iterable
+
+from .libraries import LIBRARIES, Search
+from .limits import limit_rate, read_probe, sgemm_probe
+from .reference import recall
+from .scenarios import Scenario, make_data
+
+# A pause before each timed call lets other libraries' idle threads (OpenBLAS
+# spins for a while after each call) go quiet, so no library pays for another.
+PAUSE_SECONDS = 0.05
+LIMIT = "limit"
+
+
+@dataclass
+class Result:
+    scenario: str
+    library: str
+    seconds: float | None = None
+    recall: float | None = None
+    rate: float | None = None        # GB/s read (one query) or GFLOP/s (many)
+    limit_share: float | None = None  # rate / the limit's rate in this run
+    note: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _timed(search: Callable[[], object]) -> float:
+    time.sleep(PAUSE_SECONDS)
+    start = time.perf_counter()
+    search()
+    return time.perf_counter() - start
+
+
+def run_scenario(scenario: Scenario, threads: int, rounds: int,
+                 libraries: Iterable[str] = tuple(LIBRARIES)) -> list[Result]:
+    """Times each library on ``scenario``; the first Result row is the limit."""
+    data = make_data(scenario)
+    results: dict[str, Result] = {}
+    searches: dict[str, Callable[[], object]] = {}
+    for name in libraries:
+        results[name] = Result(scenario.name, name)
+        try:
+            search: Search = LIBRARIES[name](scenario, data, threads)
+            _, indices = search()  # warm-up, and the answers to check
+            results[name].recall = recall(scenario, data, indices)
+            searches[name] = search
+        except ImportError:
+            results[name].note = "not installed"
+        except Exception as error:  # a broken peer is reported, never fatal
+            results[name].note = f"failed: {type(error).__name__}: {error}"[:120]
+    probe = read_probe(data, threads) if scenario.one_query else sgemm_probe(scenario, data)
+    limit_name = "read bandwidth (stream)" if scenario.one_query else "numpy sgemm"
+    if probe is not None:
+        searches[LIMIT] = probe
+        results[LIMIT] = Result(scenario.name, limit_name)
+        probe()
+    times: dict[str, list[float]] = {name: [] for name in searches}
+    for _ in range(rounds):
+        for name, search in searches.items():
+            times[name].append(_timed(search))
+    for name, samples in times.items():
+        results[name].seconds = statistics.median(samples)
+        results[name].rate = limit_rate(scenario, data, results[name].seconds)
+    limit = results.get(LIMIT)
+    for result in results.values():
+        if limit is not None and limit.rate and result.rate:
+            result.limit_share = result.rate / limit.rate
+    ordered = [results[LIMIT]] if LIMIT in results else []
+    return ordered + [results[name] for name in libraries]
