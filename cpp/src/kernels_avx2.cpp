@@ -157,20 +157,27 @@ void float_block(const Tile& t, std::size_t i0, std::size_t j0, float* scores) {
   for (int j = 0; j < NC; ++j) c[j] = row<T>(t.corpus, t.corpus_stride, j0 + j);
   std::size_t full = t.dim / 8, steps = (t.dim + 7) / 8;
   __m256 part[NQ][NC][kClasses];
+  // Full steps load plainly; only the tail step, in its own class, pays for
+  // padding, so the hot loop has no branch and no spare register.
   for (int k = 0; k < kClasses; ++k) {
     __m256 acc[NQ][NC];
     for (int i = 0; i < NQ; ++i) {
       for (int j = 0; j < NC; ++j) acc[i][j] = _mm256_setzero_ps();
     }
-    for (std::size_t s = k; s < steps; s += kClasses) {
-      std::size_t l = 8 * s, n = t.dim - l;
-      bool tail = s == full;
+    auto step = [&](std::size_t l, auto load_corpus, auto load_query) {
       __m256 cv[NC];
-      for (int j = 0; j < NC; ++j) cv[j] = tail ? Elem::load_tail(c[j] + l, n) : Elem::load(c[j] + l);
+      for (int j = 0; j < NC; ++j) cv[j] = load_corpus(c[j] + l);
       for (int i = 0; i < NQ; ++i) {
-        __m256 qv = tail ? F32::load_tail(q[i] + l, n) : _mm256_loadu_ps(q[i] + l);
+        __m256 qv = load_query(q[i] + l);
         for (int j = 0; j < NC; ++j) acc[i][j] = Op::step(qv, cv[j], acc[i][j]);
       }
+    };
+    std::size_t s = k;
+    for (; s < full; s += kClasses) step(8 * s, Elem::load, _mm256_loadu_ps);
+    if (s == full && full < steps) {
+      std::size_t n = t.dim - 8 * full;
+      step(8 * full, [n](const T* p) { return Elem::load_tail(p, n); },
+           [n](const float* p) { return F32::load_tail(p, n); });
     }
     for (int i = 0; i < NQ; ++i) {
       for (int j = 0; j < NC; ++j) part[i][j][k] = acc[i][j];

@@ -35,26 +35,29 @@ __mmask32 first32(std::size_t n) {
 // Corpus element types, each widened to 16 float32 lanes.
 struct F32 {
   using T = float;
-  static __m512 load(const float* p, std::size_t n) {
-    return n == 16 ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(first16(n), p);
+  static __m512 load(const float* p) { return _mm512_loadu_ps(p); }
+  static __m512 load_tail(const float* p, std::size_t n) {
+    return _mm512_maskz_loadu_ps(first16(n), p);
   }
 };
 
 struct F16 {
   using T = std::uint16_t;
-  static __m512 load(const std::uint16_t* p, std::size_t n) {
-    __m256i h = n == 16 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))
-                        : _mm256_maskz_loadu_epi16(first16(n), p);
-    return _mm512_cvtph_ps(h);
+  static __m512 load(const std::uint16_t* p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
+  static __m512 load_tail(const std::uint16_t* p, std::size_t n) {
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(first16(n), p));
   }
 };
 
 struct I8 {
   using T = std::int8_t;
-  static __m512 load(const std::int8_t* p, std::size_t n) {
-    __m128i b = n == 16 ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(p))
-                        : _mm_maskz_loadu_epi8(first16(n), p);
-    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b));
+  static __m512 load(const std::int8_t* p) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+  }
+  static __m512 load_tail(const std::int8_t* p, std::size_t n) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(first16(n), p)));
   }
 };
 
@@ -87,16 +90,25 @@ template <typename Elem, typename Op, bool Norms>
 void float_row(const Tile& t, std::size_t i, float* scores, float* norms) {
   using T = typename Elem::T;
   const float* q = row<float>(t.queries, t.query_stride, i);
-  std::size_t steps = (t.dim + 15) / 16;
+  std::size_t full = t.dim / 16, steps = (t.dim + 15) / 16;
   for (std::size_t j = 0; j < t.corpus_count; ++j) {
     const T* c = row<T>(t.corpus, t.corpus_stride, j);
     __m512 acc[kClasses], norm[kClasses];
     for (int k = 0; k < kClasses; ++k) acc[k] = norm[k] = _mm512_setzero_ps();
-    for (std::size_t s = 0; s < steps; ++s) {
-      std::size_t l = 16 * s, n = t.dim - l;
-      __m512 cv = Elem::load(c + l, n);
-      acc[s % kClasses] = Op::step(F32::load(q + l, n), cv, acc[s % kClasses]);
-      if (Norms) norm[s % kClasses] = _mm512_fmadd_ps(cv, cv, norm[s % kClasses]);
+    auto step = [&](int k, __m512 qv, __m512 cv) {
+      acc[k] = Op::step(qv, cv, acc[k]);
+      if (Norms) norm[k] = _mm512_fmadd_ps(cv, cv, norm[k]);
+    };
+    std::size_t s = 0;
+    for (; s + kClasses <= full; s += kClasses) {
+      for (int k = 0; k < kClasses; ++k) {
+        step(k, F32::load(q + 16 * (s + k)), Elem::load(c + 16 * (s + k)));
+      }
+    }
+    for (; s < full; ++s) step(s % kClasses, F32::load(q + 16 * s), Elem::load(c + 16 * s));
+    if (full < steps) {
+      std::size_t n = t.dim - 16 * full;
+      step(full % kClasses, F32::load_tail(q + 16 * full, n), Elem::load_tail(c + 16 * full, n));
     }
     scores[i * t.corpus_count + j] = _mm512_reduce_add_ps(combine(acc));
     if (Norms) norms[j] = _mm512_reduce_add_ps(combine(norm));
@@ -108,9 +120,14 @@ template <typename Elem>
 float float_sqnorm(const typename Elem::T* c, std::size_t dim) {
   __m512 norm[kClasses];
   for (int k = 0; k < kClasses; ++k) norm[k] = _mm512_setzero_ps();
-  for (std::size_t s = 0; s < (dim + 15) / 16; ++s) {
-    __m512 v = Elem::load(c + 16 * s, dim - 16 * s);
+  std::size_t full = dim / 16;
+  for (std::size_t s = 0; s < full; ++s) {
+    __m512 v = Elem::load(c + 16 * s);
     norm[s % kClasses] = _mm512_fmadd_ps(v, v, norm[s % kClasses]);
+  }
+  if (16 * full < dim) {
+    __m512 v = Elem::load_tail(c + 16 * full, dim - 16 * full);
+    norm[full % kClasses] = _mm512_fmadd_ps(v, v, norm[full % kClasses]);
   }
   return _mm512_reduce_add_ps(combine(norm));
 }
@@ -127,21 +144,29 @@ void float_block(const Tile& t, std::size_t i0, std::size_t j0, float* scores) {
   const T* c[NC];
   for (int i = 0; i < NQ; ++i) q[i] = row<float>(t.queries, t.query_stride, i0 + i);
   for (int j = 0; j < NC; ++j) c[j] = row<T>(t.corpus, t.corpus_stride, j0 + j);
-  std::size_t steps = (t.dim + 15) / 16;
+  std::size_t full = t.dim / 16, steps = (t.dim + 15) / 16;
   __m512 part[NQ][NC][kClasses];
+  // Full steps load plainly; only the tail step, in its own class, pays for
+  // a mask, so the hot loop has no branch.
   for (int k = 0; k < kClasses; ++k) {
     __m512 acc[NQ][NC];
     for (int i = 0; i < NQ; ++i) {
       for (int j = 0; j < NC; ++j) acc[i][j] = _mm512_setzero_ps();
     }
-    for (std::size_t s = k; s < steps; s += kClasses) {
-      std::size_t l = 16 * s, n = t.dim - l;
+    auto step = [&](std::size_t l, auto load_corpus, auto load_query) {
       __m512 cv[NC];
-      for (int j = 0; j < NC; ++j) cv[j] = Elem::load(c[j] + l, n);
+      for (int j = 0; j < NC; ++j) cv[j] = load_corpus(c[j] + l);
       for (int i = 0; i < NQ; ++i) {
-        __m512 qv = F32::load(q[i] + l, n);
+        __m512 qv = load_query(q[i] + l);
         for (int j = 0; j < NC; ++j) acc[i][j] = Op::step(qv, cv[j], acc[i][j]);
       }
+    };
+    std::size_t s = k;
+    for (; s < full; s += kClasses) step(16 * s, Elem::load, F32::load);
+    if (s == full && full < steps) {
+      std::size_t n = t.dim - 16 * full;
+      step(16 * full, [n](const T* p) { return Elem::load_tail(p, n); },
+           [n](const float* p) { return F32::load_tail(p, n); });
     }
     for (int i = 0; i < NQ; ++i) {
       for (int j = 0; j < NC; ++j) part[i][j][k] = acc[i][j];
@@ -213,7 +238,7 @@ void bits_block(const Tile& t, std::size_t i, std::size_t j0, float* scores) {
   for (int j = 0; j < NC; ++j) acc[j] = _mm512_setzero_ps();
   for (std::size_t l = 0; l < t.dim; l += 16) {
     // Lanes past dim load as 0 and add nothing, whatever their bit says.
-    __m512 qv = F32::load(q + l, t.dim - l);
+    __m512 qv = F32::load_tail(q + l, t.dim - l);
     __m512 negated = _mm512_sub_ps(_mm512_setzero_ps(), qv);
     for (int j = 0; j < NC; ++j) {
       __m512 signed_q = _mm512_mask_blend_ps(bit_lanes(c[j], l, t.dim), negated, qv);
@@ -345,7 +370,7 @@ float stream_sum(const float* data, std::size_t n) {
     s2 = _mm512_add_ps(s2, _mm512_loadu_ps(data + i + 32));
     s3 = _mm512_add_ps(s3, _mm512_loadu_ps(data + i + 48));
   }
-  for (; i < n; i += 16) s0 = _mm512_add_ps(s0, F32::load(data + i, n - i));
+  for (; i < n; i += 16) s0 = _mm512_add_ps(s0, F32::load_tail(data + i, n - i));
   return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
 }
 

@@ -82,11 +82,6 @@ float32x4_t combine(const float32x4_t* part) {
   return vaddq_f32(vaddq_f32(part[0], part[1]), vaddq_f32(part[2], part[3]));
 }
 
-template <typename Elem>
-Eight load_step(const typename Elem::T* p, std::size_t l, std::size_t dim) {
-  return l + 8 <= dim ? Elem::load(p + l) : Elem::load_tail(p + l, dim - l);
-}
-
 // One query against one row after another: memory is read in order, and the
 // four accumulators of the fixed shape are four independent FMA chains. With
 // Norms the row's squared norm is summed in the same pass.
@@ -94,15 +89,21 @@ template <typename Elem, typename Op, bool Norms>
 void float_row(const Tile& t, std::size_t i, float* scores, float* norms) {
   using T = typename Elem::T;
   const float* q = row<float>(t.queries, t.query_stride, i);
-  std::size_t steps = (t.dim + 7) / 8;
+  std::size_t full = t.dim / 8;
   for (std::size_t j = 0; j < t.corpus_count; ++j) {
     const T* c = row<T>(t.corpus, t.corpus_stride, j);
     float32x4_t acc[kClasses], norm[kClasses];
     for (int k = 0; k < kClasses; ++k) acc[k] = norm[k] = vdupq_n_f32(0);
-    for (std::size_t s = 0; s < steps; ++s) {
-      Eight cv = load_step<Elem>(c, 8 * s, t.dim);
-      acc[s % kClasses] = Op::step(load_step<F32>(q, 8 * s, t.dim), cv, acc[s % kClasses]);
-      if (Norms) norm[s % kClasses] = Dot::step(cv, cv, norm[s % kClasses]);
+    auto step = [&](std::size_t k, Eight qv, Eight cv) {
+      acc[k] = Op::step(qv, cv, acc[k]);
+      if (Norms) norm[k] = Dot::step(cv, cv, norm[k]);
+    };
+    for (std::size_t s = 0; s < full; ++s) {
+      step(s % kClasses, F32::load(q + 8 * s), Elem::load(c + 8 * s));
+    }
+    if (8 * full < t.dim) {
+      std::size_t n = t.dim - 8 * full;
+      step(full % kClasses, F32::load_tail(q + 8 * full, n), Elem::load_tail(c + 8 * full, n));
     }
     scores[i * t.corpus_count + j] = vaddvq_f32(combine(acc));
     if (Norms) norms[j] = vaddvq_f32(combine(norm));
@@ -114,9 +115,14 @@ template <typename Elem>
 float float_sqnorm(const typename Elem::T* c, std::size_t dim) {
   float32x4_t norm[kClasses];
   for (int k = 0; k < kClasses; ++k) norm[k] = vdupq_n_f32(0);
-  for (std::size_t s = 0; s < (dim + 7) / 8; ++s) {
-    Eight v = load_step<Elem>(c, 8 * s, dim);
+  std::size_t full = dim / 8;
+  for (std::size_t s = 0; s < full; ++s) {
+    Eight v = Elem::load(c + 8 * s);
     norm[s % kClasses] = Dot::step(v, v, norm[s % kClasses]);
+  }
+  if (8 * full < dim) {
+    Eight v = Elem::load_tail(c + 8 * full, dim - 8 * full);
+    norm[full % kClasses] = Dot::step(v, v, norm[full % kClasses]);
   }
   return vaddvq_f32(combine(norm));
 }
@@ -132,20 +138,29 @@ void float_block(const Tile& t, std::size_t i0, std::size_t j0, float* scores) {
   const T* c[NC];
   for (int i = 0; i < NQ; ++i) q[i] = row<float>(t.queries, t.query_stride, i0 + i);
   for (int j = 0; j < NC; ++j) c[j] = row<T>(t.corpus, t.corpus_stride, j0 + j);
-  std::size_t steps = (t.dim + 7) / 8;
+  std::size_t full = t.dim / 8, steps = (t.dim + 7) / 8;
   float32x4_t part[NQ][NC][kClasses];
+  // Full steps load plainly; only the tail step, in its own class, pays for
+  // padding, so the hot loop has no branch.
   for (int k = 0; k < kClasses; ++k) {
     float32x4_t acc[NQ][NC];
     for (int i = 0; i < NQ; ++i) {
       for (int j = 0; j < NC; ++j) acc[i][j] = vdupq_n_f32(0);
     }
-    for (std::size_t s = k; s < steps; s += kClasses) {
+    auto step = [&](std::size_t l, auto load_corpus, auto load_query) {
       Eight cv[NC];
-      for (int j = 0; j < NC; ++j) cv[j] = load_step<Elem>(c[j], 8 * s, t.dim);
+      for (int j = 0; j < NC; ++j) cv[j] = load_corpus(c[j] + l);
       for (int i = 0; i < NQ; ++i) {
-        Eight qv = load_step<F32>(q[i], 8 * s, t.dim);
+        Eight qv = load_query(q[i] + l);
         for (int j = 0; j < NC; ++j) acc[i][j] = Op::step(qv, cv[j], acc[i][j]);
       }
+    };
+    std::size_t s = k;
+    for (; s < full; s += kClasses) step(8 * s, Elem::load, F32::load);
+    if (s == full && full < steps) {
+      std::size_t n = t.dim - 8 * full;
+      step(8 * full, [n](const T* p) { return Elem::load_tail(p, n); },
+           [n](const float* p) { return F32::load_tail(p, n); });
     }
     for (int i = 0; i < NQ; ++i) {
       for (int j = 0; j < NC; ++j) part[i][j][k] = acc[i][j];
