@@ -76,13 +76,6 @@ struct Dot {
   static __m256 step(__m256 q, __m256 c, __m256 acc) { return _mm256_fmadd_ps(q, c, acc); }
 };
 
-struct SquaredDistance {
-  static __m256 step(__m256 q, __m256 c, __m256 acc) {
-    __m256 d = _mm256_sub_ps(q, c);
-    return _mm256_fmadd_ps(d, d, acc);
-  }
-};
-
 // Every pair's sum has one fixed shape, whatever path computes it: step s
 // (8 dimensions; the last one zero-padded) goes to accumulator s % 4, each
 // accumulator in increasing s, and the four are combined as (a0 + a1) +
@@ -97,7 +90,7 @@ __m256 combine(const __m256* part) {
 // streams faster than interleaving rows, and the four accumulators of the
 // fixed shape are four independent FMA chains. With Norms the row's squared
 // norm is summed in the same pass.
-template <typename Elem, typename Op, bool Norms>
+template <typename Elem, bool Norms>
 void float_row(const Tile& t, std::size_t i, float* scores, float* norms) {
   using T = typename Elem::T;
   const float* q = row<float>(t.queries, t.query_stride, i);
@@ -107,7 +100,7 @@ void float_row(const Tile& t, std::size_t i, float* scores, float* norms) {
     __m256 acc[kClasses], norm[kClasses];
     for (int k = 0; k < kClasses; ++k) acc[k] = norm[k] = _mm256_setzero_ps();
     auto step = [&](int k, __m256 qv, __m256 cv) {
-      acc[k] = Op::step(qv, cv, acc[k]);
+      acc[k] = Dot::step(qv, cv, acc[k]);
       if (Norms) norm[k] = _mm256_fmadd_ps(cv, cv, norm[k]);
     };
     std::size_t s = 0;
@@ -148,7 +141,7 @@ float float_sqnorm(const typename Elem::T* c, std::size_t dim) {
 // needs one register per pair. 4 x 3 uses 12 accumulators, 3 corpus
 // registers and 1 query register: all 16 YMM registers. Each corpus vector
 // loaded serves 4 queries; the rows stay in L1 across the four passes.
-template <typename Elem, typename Op, int NQ, int NC>
+template <typename Elem, int NQ, int NC>
 void float_block(const Tile& t, std::size_t i0, std::size_t j0, float* scores) {
   using T = typename Elem::T;
   const float* q[NQ];
@@ -169,7 +162,7 @@ void float_block(const Tile& t, std::size_t i0, std::size_t j0, float* scores) {
       for (int j = 0; j < NC; ++j) cv[j] = load_corpus(c[j] + l);
       for (int i = 0; i < NQ; ++i) {
         __m256 qv = load_query(q[i] + l);
-        for (int j = 0; j < NC; ++j) acc[i][j] = Op::step(qv, cv[j], acc[i][j]);
+        for (int j = 0; j < NC; ++j) acc[i][j] = Dot::step(qv, cv[j], acc[i][j]);
       }
     };
     std::size_t s = k;
@@ -194,13 +187,13 @@ void float_block(const Tile& t, std::size_t i0, std::size_t j0, float* scores) {
 // every group of the tile before the next 3 are read. Queries left over (and
 // a lone query) take the row path. Norms, when asked for, ride along the
 // first query; with no queries, a row path of their own computes them.
-template <typename Elem, typename Op>
+template <typename Elem>
 void float_tile(const Tile& t) {
   auto* scores = static_cast<float*>(t.scores);
   auto* norms = static_cast<float*>(t.corpus_norms);
   std::size_t first = 0;
   if (norms != nullptr && t.query_count > 0) {
-    float_row<Elem, Op, true>(t, 0, scores, norms);
+    float_row<Elem, true>(t, 0, scores, norms);
     first = 1;
   } else if (norms != nullptr) {
     for (std::size_t r = 0; r < t.corpus_count; ++r) {
@@ -210,13 +203,13 @@ void float_tile(const Tile& t) {
   std::size_t grouped = first + (t.query_count - first) / 4 * 4;
   std::size_t j = 0;
   for (; j + 3 <= t.corpus_count; j += 3) {
-    for (std::size_t i = first; i < grouped; i += 4) float_block<Elem, Op, 4, 3>(t, i, j, scores);
+    for (std::size_t i = first; i < grouped; i += 4) float_block<Elem, 4, 3>(t, i, j, scores);
   }
   for (; j < t.corpus_count; ++j) {
-    for (std::size_t i = first; i < grouped; i += 4) float_block<Elem, Op, 4, 1>(t, i, j, scores);
+    for (std::size_t i = first; i < grouped; i += 4) float_block<Elem, 4, 1>(t, i, j, scores);
   }
   for (std::size_t i = grouped; i < t.query_count; ++i) {
-    float_row<Elem, Op, false>(t, i, scores, nullptr);
+    float_row<Elem, false>(t, i, scores, nullptr);
   }
 }
 
@@ -385,14 +378,11 @@ float stream_sum(const float* data, std::size_t n) {
 
 Kernels kernels() {
   Kernels k{};
-  k.dot_f32 = float_tile<F32, Dot>;
-  k.dot_f16 = float_tile<F16, Dot>;
-  k.dot_i8f = float_tile<I8, Dot>;
+  k.dot_f32 = float_tile<F32>;
+  k.dot_f16 = float_tile<F16>;
+  k.dot_i8f = float_tile<I8>;
   k.dot_bitsf = dot_bits_tile;
   k.dot_i8 = int8_tile<DotI8>;
-  k.sqeuclidean_f32 = float_tile<F32, SquaredDistance>;
-  k.sqeuclidean_f16 = float_tile<F16, SquaredDistance>;
-  k.sqeuclidean_i8f = float_tile<I8, SquaredDistance>;
   k.sqeuclidean_i8 = int8_tile<SquaredDistanceI8>;
   k.hamming = hamming_tile;
   k.stream_sum = stream_sum;

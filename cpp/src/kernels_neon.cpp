@@ -65,13 +65,6 @@ struct Dot {
   }
 };
 
-struct SquaredDistance {
-  static float32x4_t step(Eight q, Eight c, float32x4_t acc) {
-    float32x4_t lo = vsubq_f32(q.lo, c.lo), hi = vsubq_f32(q.hi, c.hi);
-    return vfmaq_f32(vfmaq_f32(acc, lo, lo), hi, hi);
-  }
-};
-
 // Every pair's sum has one fixed shape, whatever path computes it: step s
 // (8 dimensions; the last one zero-padded) goes to accumulator s % 4, each
 // accumulator in increasing s, and the four are combined as (a0 + a1) +
@@ -85,7 +78,7 @@ float32x4_t combine(const float32x4_t* part) {
 // One query against one row after another: memory is read in order, and the
 // four accumulators of the fixed shape are four independent FMA chains. With
 // Norms the row's squared norm is summed in the same pass.
-template <typename Elem, typename Op, bool Norms>
+template <typename Elem, bool Norms>
 void float_row(const Tile& t, std::size_t i, float* scores, float* norms) {
   using T = typename Elem::T;
   const float* q = row<float>(t.queries, t.query_stride, i);
@@ -95,7 +88,7 @@ void float_row(const Tile& t, std::size_t i, float* scores, float* norms) {
     float32x4_t acc[kClasses], norm[kClasses];
     for (int k = 0; k < kClasses; ++k) acc[k] = norm[k] = vdupq_n_f32(0);
     auto step = [&](std::size_t k, Eight qv, Eight cv) {
-      acc[k] = Op::step(qv, cv, acc[k]);
+      acc[k] = Dot::step(qv, cv, acc[k]);
       if (Norms) norm[k] = Dot::step(cv, cv, norm[k]);
     };
     for (std::size_t s = 0; s < full; ++s) {
@@ -131,7 +124,7 @@ float float_sqnorm(const typename Elem::T* c, std::size_t dim) {
 // fixed shape are filled one class at a time (steps k, k + 4, ...), so a pass
 // needs one register per pair: 4 x 3 keeps 12 accumulators, 6 corpus and 2
 // query registers live of the 32; the rows stay in L1 across the passes.
-template <typename Elem, typename Op, int NQ, int NC>
+template <typename Elem, int NQ, int NC>
 void float_block(const Tile& t, std::size_t i0, std::size_t j0, float* scores) {
   using T = typename Elem::T;
   const float* q[NQ];
@@ -152,7 +145,7 @@ void float_block(const Tile& t, std::size_t i0, std::size_t j0, float* scores) {
       for (int j = 0; j < NC; ++j) cv[j] = load_corpus(c[j] + l);
       for (int i = 0; i < NQ; ++i) {
         Eight qv = load_query(q[i] + l);
-        for (int j = 0; j < NC; ++j) acc[i][j] = Op::step(qv, cv[j], acc[i][j]);
+        for (int j = 0; j < NC; ++j) acc[i][j] = Dot::step(qv, cv[j], acc[i][j]);
       }
     };
     std::size_t s = k;
@@ -177,13 +170,13 @@ void float_block(const Tile& t, std::size_t i0, std::size_t j0, float* scores) {
 // every group of the tile before the next 3 are read. Queries left over (and
 // a lone query) take the row path. Norms, when asked for, ride along the
 // first query; with no queries they get a pass of their own.
-template <typename Elem, typename Op>
+template <typename Elem>
 void float_tile(const Tile& t) {
   auto* scores = static_cast<float*>(t.scores);
   auto* norms = static_cast<float*>(t.corpus_norms);
   std::size_t first = 0;
   if (norms != nullptr && t.query_count > 0) {
-    float_row<Elem, Op, true>(t, 0, scores, norms);
+    float_row<Elem, true>(t, 0, scores, norms);
     first = 1;
   } else if (norms != nullptr) {
     for (std::size_t r = 0; r < t.corpus_count; ++r) {
@@ -193,13 +186,13 @@ void float_tile(const Tile& t) {
   std::size_t grouped = first + (t.query_count - first) / 4 * 4;
   std::size_t j = 0;
   for (; j + 3 <= t.corpus_count; j += 3) {
-    for (std::size_t i = first; i < grouped; i += 4) float_block<Elem, Op, 4, 3>(t, i, j, scores);
+    for (std::size_t i = first; i < grouped; i += 4) float_block<Elem, 4, 3>(t, i, j, scores);
   }
   for (; j < t.corpus_count; ++j) {
-    for (std::size_t i = first; i < grouped; i += 4) float_block<Elem, Op, 4, 1>(t, i, j, scores);
+    for (std::size_t i = first; i < grouped; i += 4) float_block<Elem, 4, 1>(t, i, j, scores);
   }
   for (std::size_t i = grouped; i < t.query_count; ++i) {
-    float_row<Elem, Op, false>(t, i, scores, nullptr);
+    float_row<Elem, false>(t, i, scores, nullptr);
   }
 }
 
@@ -372,14 +365,11 @@ float stream_sum(const float* data, std::size_t n) {
 
 Kernels kernels() {
   Kernels k{};
-  k.dot_f32 = float_tile<F32, Dot>;
-  k.dot_f16 = float_tile<F16, Dot>;
-  k.dot_i8f = float_tile<I8, Dot>;
+  k.dot_f32 = float_tile<F32>;
+  k.dot_f16 = float_tile<F16>;
+  k.dot_i8f = float_tile<I8>;
   k.dot_bitsf = dot_bits_tile;
   k.dot_i8 = int8_tile<DotI8>;
-  k.sqeuclidean_f32 = float_tile<F32, SquaredDistance>;
-  k.sqeuclidean_f16 = float_tile<F16, SquaredDistance>;
-  k.sqeuclidean_i8f = float_tile<I8, SquaredDistance>;
   k.sqeuclidean_i8 = int8_tile<SquaredDistanceI8>;
   k.hamming = hamming_tile;
   k.stream_sum = stream_sum;

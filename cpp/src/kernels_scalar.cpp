@@ -58,36 +58,21 @@ float dot_row(const float* q, const T* c, std::size_t dim) {
   return (s0 + s1) + (s2 + s3);
 }
 
+// Summed exactly as dot_row sums a row with itself, so |q|^2 + |c|^2 - 2 q.c
+// is exactly 0 for a vector against itself.
 template <typename T>
-float sqeuclidean_row(const float* q, const T* c, std::size_t dim) {
+float sqnorm_row(const T* c, std::size_t dim) {
   float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
   std::size_t i = 0;
   for (; i + 4 <= dim; i += 4) {
-    float d0 = q[i] - widen(c[i]), d1 = q[i + 1] - widen(c[i + 1]);
-    float d2 = q[i + 2] - widen(c[i + 2]), d3 = q[i + 3] - widen(c[i + 3]);
-    s0 += d0 * d0;
-    s1 += d1 * d1;
-    s2 += d2 * d2;
-    s3 += d3 * d3;
-  }
-  for (; i < dim; ++i) {
-    float d = q[i] - widen(c[i]);
-    s0 += d * d;
-  }
-  return (s0 + s1) + (s2 + s3);
-}
-
-template <typename T>
-float sqnorm_row(const T* c, std::size_t dim) {
-  float s0 = 0, s1 = 0;
-  std::size_t i = 0;
-  for (; i + 2 <= dim; i += 2) {
-    float a = widen(c[i]), b = widen(c[i + 1]);
+    float a = widen(c[i]), b = widen(c[i + 1]), d = widen(c[i + 2]), e = widen(c[i + 3]);
     s0 += a * a;
     s1 += b * b;
+    s2 += d * d;
+    s3 += e * e;
   }
-  if (i < dim) s0 += widen(c[i]) * widen(c[i]);
-  return s0 + s1;
+  for (; i < dim; ++i) s0 += widen(c[i]) * widen(c[i]);
+  return (s0 + s1) + (s2 + s3);
 }
 
 // Each bit stands for +1 (set) or -1 (clear), most significant bit first,
@@ -164,11 +149,6 @@ void dot_float_tile(const Tile& t) {
   tile_apply<float, C, float>(t, dot_row<C>, sqnorm_row<C>);
 }
 
-template <typename C>
-void sqeuclidean_float_tile(const Tile& t) {
-  tile_apply<float, C, float>(t, sqeuclidean_row<C>, sqnorm_row<C>);
-}
-
 float no_norm(const std::uint8_t*, std::size_t) { return 0; }
 
 void dot_bits_tile(const Tile& t) {
@@ -221,9 +201,6 @@ Kernels kernels() {
   k.dot_i8f = dot_float_tile<std::int8_t>;
   k.dot_bitsf = dot_bits_tile;
   k.dot_i8 = dot_i8_tile;
-  k.sqeuclidean_f32 = sqeuclidean_float_tile<float>;
-  k.sqeuclidean_f16 = sqeuclidean_float_tile<std::uint16_t>;
-  k.sqeuclidean_i8f = sqeuclidean_float_tile<std::int8_t>;
   k.sqeuclidean_i8 = sqeuclidean_i8_tile;
   k.hamming = hamming_tile;
   k.stream_sum = stream_sum;

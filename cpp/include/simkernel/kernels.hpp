@@ -27,18 +27,17 @@ struct Tile {
 
 using TileKernel = void (*)(const Tile&);
 
-// Raw inner products and squared distances; cosine, l2 and the ranking are
-// built on these by the driver, so each ISA only supplies this small set.
-// Suffixes name the corpus element type; queries are float32 unless stated.
+// Raw inner products (with the corpus rows' squared norms on request), exact
+// int8 squared distances and Hamming counts. The driver builds cosine and,
+// for float rows, sqeuclidean and l2 (|q|^2 + |c|^2 - 2 q.c) on these, so
+// each ISA only supplies this small set. Suffixes name the corpus element
+// type; queries are float32 unless stated.
 struct Kernels {
   TileKernel dot_f32;
   TileKernel dot_f16;
   TileKernel dot_i8f;          // float32 queries x int8 corpus
   TileKernel dot_bitsf;        // float32 queries x bits, each bit +1 / -1
   TileKernel dot_i8;           // int8 x int8, exact int32
-  TileKernel sqeuclidean_f32;
-  TileKernel sqeuclidean_f16;
-  TileKernel sqeuclidean_i8f;
   TileKernel sqeuclidean_i8;   // int8 x int8, exact int32
   TileKernel hamming;          // bits x bits, int32
   // Sum of n floats with the widest loads: the benchmark's read-bandwidth
