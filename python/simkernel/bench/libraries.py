@@ -3,7 +3,7 @@ top-k over its stored corpus, on the same threads.
 
 Each ``prepare_*`` does the untimed setup a user does once (build an index,
 pack a matrix) and returns the timed search. A library that is not installed
-raises ImportError; the runner reports it and goes on. Peers search what
+(or not usable here) raises ImportError; the runner reports it and goes on. Peers search what
 their documentation advises for the metric: inner product on unit-norm rows
 for cosine, their own int8 codes for int8 (faiss trains per-dimension ranges;
 usearch and numkong take int8 queries too), bits for binary.
@@ -17,6 +17,7 @@ import numpy as np
 
 import simkernel as sk
 
+from .. import _backend
 from .scenarios import Data, Scenario
 
 Search = Callable[[], tuple[np.ndarray, np.ndarray]]
@@ -28,10 +29,36 @@ _BLOCK_BYTES = 1 << 26
 _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 
 
+def _popcount(x: np.ndarray) -> np.ndarray:
+    """Bits set per byte: numpy's own popcount where it has one (numpy >= 2)."""
+    count = getattr(np, "bitwise_count", None)
+    return count(x) if count is not None else _POPCOUNT[x]
+
+
 def prepare_simkernel(scenario: Scenario, data: Data, threads: int) -> Search:
     def search() -> tuple[np.ndarray, np.ndarray]:
         return sk.topk(data.search_queries, data.corpus, k=scenario.k, metric=scenario.metric,
                        threads=threads)
+    return search
+
+
+def prepare_simkernel_avx512(scenario: Scenario, data: Data, threads: int) -> Search:
+    """simkernel on its AVX-512 kernels, which it runs only when asked
+    (``SIMKERNEL_ISA=avx512``) until they are verified for automatic use."""
+    caps = sk.capabilities()
+    if "avx512" not in caps["supported"]:
+        raise ImportError("this CPU or build has no AVX-512")
+    if caps["isa"] == "avx512":
+        raise ImportError("AVX-512 is already simkernel's ISA here")
+    core = _backend.native()._core
+    plain = prepare_simkernel(scenario, data, threads)
+
+    def search() -> tuple[np.ndarray, np.ndarray]:
+        core.select_isa("avx512")
+        try:
+            return plain()
+        finally:
+            core.select_isa(caps["isa"])
     return search
 
 
@@ -51,7 +78,7 @@ def prepare_numpy(scenario: Scenario, data: Data, threads: int) -> Search:
 
     def block_scores(rows: np.ndarray) -> np.ndarray:
         if binary:
-            return _POPCOUNT[queries[:, None, :] ^ rows[None, :, :]].sum(axis=2, dtype=np.int32)
+            return _popcount(queries[:, None, :] ^ rows[None, :, :]).sum(axis=2, dtype=np.int32)
         dots = queries @ rows.astype(np.float32, copy=False).T
         if scenario.metric != "l2":
             return dots
@@ -157,6 +184,7 @@ def prepare_numkong(scenario: Scenario, data: Data, threads: int) -> Search:
 
 LIBRARIES: dict[str, Prepare] = {
     "simkernel": prepare_simkernel,
+    "simkernel-avx512": prepare_simkernel_avx512,
     "numpy": prepare_numpy,
     "faiss": prepare_faiss,
     "usearch": prepare_usearch,
