@@ -79,6 +79,8 @@ class TopK {
  public:
   explicit TopK(std::size_t k) : k_(k) { heap_.reserve(k); }
 
+  bool full() const { return heap_.size() == k_; }
+
   // The key a new entry must beat to get in: -inf until k are held.
   double bar() const {
     return heap_.size() < k_ ? -std::numeric_limits<double>::infinity()
@@ -115,18 +117,36 @@ class TopK {
 
 // Offers a row of scores for corpus rows first_row, first_row + 1, ... to a
 // heap. Every row a heap gets arrives in increasing order, so a score equal
-// to the bar would lose its tie: only strictly better keys are pushed, and
-// the common case is one compare per score.
-template <typename Score>
-void offer(const Score* scores, std::size_t count, std::size_t first_row,
-           double sign, TopK& heap) {
-  double bar = heap.bar();
-  for (std::size_t j = 0; j < count; ++j) {
-    double key = sign * static_cast<double>(scores[j]);
-    if (key > bar) {
-      heap.push({key, static_cast<std::int64_t>(first_row + j)});
-      bar = heap.bar();
+// to the bar would lose its tie: only strictly better ones are pushed. Once
+// the heap is full almost nothing gets in, so each chunk is first tested as a
+// whole with a compare-and-or loop the compiler vectorises.
+template <bool Higher, typename Score>
+void offer(const Score* scores, std::size_t count, std::size_t first_row, TopK& heap) {
+  constexpr std::size_t kChunk = 32;
+  constexpr double sign = Higher ? 1.0 : -1.0;
+  for (std::size_t start = 0; start < count; start += kChunk) {
+    std::size_t end = std::min(count, start + kChunk);
+    if (heap.full()) {
+      // The bar is a score of this type, negated or not: exact either way.
+      auto bar = static_cast<Score>(sign * heap.bar());
+      bool any = false;
+      for (std::size_t j = start; j < end; ++j) any |= Higher ? scores[j] > bar : scores[j] < bar;
+      if (!any) continue;
     }
+    for (std::size_t j = start; j < end; ++j) {
+      double key = sign * static_cast<double>(scores[j]);
+      if (key > heap.bar()) heap.push({key, static_cast<std::int64_t>(first_row + j)});
+    }
+  }
+}
+
+template <typename Score>
+void offer(const Score* scores, std::size_t count, std::size_t first_row, Metric metric,
+           TopK& heap) {
+  if (higher_is_better(metric)) {
+    offer<true>(scores, count, first_row, heap);
+  } else {
+    offer<false>(scores, count, first_row, heap);
   }
 }
 
@@ -342,7 +362,6 @@ Status topk(const Problem& p, std::size_t k, unsigned threads, StopFlag& stop,
   Run run(p, threads);
   if (!run.finite) return Status::non_finite;
   bool integer_out = integer_scores(p.pair, p.metric);
-  double sign = sign_of(p.metric);
 
   // The corpus is read once per chunk of queries: workers take slices of
   // corpus blocks in increasing order, and each block, while in cache, is
@@ -375,9 +394,9 @@ Status topk(const Problem& p, std::size_t k, unsigned threads, StopFlag& stop,
           }
           for (std::size_t i = 0; i < qn; ++i) {
             if (scorer.integer_output()) {
-              offer(scorer.int_scores() + i * cn, cn, c0, sign, mine[q0 + i]);
+              offer(scorer.int_scores() + i * cn, cn, c0, p.metric, mine[q0 + i]);
             } else {
-              offer(scorer.float_scores() + i * cn, cn, c0, sign, mine[q0 + i]);
+              offer(scorer.float_scores() + i * cn, cn, c0, p.metric, mine[q0 + i]);
             }
           }
         }

@@ -67,7 +67,10 @@ def run_scenario(scenario: Scenario, threads: int, rounds: int,
             results[name].note = f"not available: {missing}"[:120]
         except Exception as error:  # a broken peer is reported, never fatal
             results[name].note = f"failed: {type(error).__name__}: {error}"[:120]
-    probe = read_probe(data, threads) if scenario.one_query else sgemm_probe(scenario, data)
+    # Integer batches have no float FLOP limit to be a share of.
+    float_batch = scenario.kind in ("float32", "float16")
+    probe = (read_probe(data, threads) if scenario.one_query
+             else sgemm_probe(scenario, data) if float_batch else None)
     limit_name = "read bandwidth (stream)" if scenario.one_query else "numpy sgemm"
     if probe is not None:
         searches[LIMIT] = probe
