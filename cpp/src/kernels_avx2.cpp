@@ -166,7 +166,7 @@ void float_block(const Tile& t, std::size_t i0, std::size_t j0, float* scores) {
       }
     };
     std::size_t s = k;
-    for (; s < full; s += kClasses) step(8 * s, Elem::load, _mm256_loadu_ps);
+    for (; s < full; s += kClasses) step(8 * s, Elem::load, F32::load);
     if (s == full && full < steps) {
       std::size_t n = t.dim - 8 * full;
       step(8 * full, [n](const T* p) { return Elem::load_tail(p, n); },
