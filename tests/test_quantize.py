@@ -74,3 +74,9 @@ def test_fit_rejects_nan_and_empty_samples():
         sk.Int8Quantizer.fit(np.array([[np.nan]]))
     with pytest.raises(ValueError, match="sample is empty"):
         sk.Int8Quantizer.fit(np.empty((0, 3)))
+
+
+def test_fit_copes_with_values_below_float32_normal_range():
+    x = np.array([[1e-45, -3e-45]], dtype=np.float32)
+    codec = sk.Int8Quantizer.fit(x)
+    assert codec.scale > 0 and codec.encode(x).tolist() == [[0, 0]]

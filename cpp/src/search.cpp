@@ -81,10 +81,12 @@ class TopK {
 
   bool full() const { return heap_.size() == k_; }
 
-  // The key a new entry must beat to get in: -inf until k are held.
+  // The key a new entry must beat to get in: -inf until k are held (and
+  // +inf when k is 0: nothing gets in).
   double bar() const {
-    return heap_.size() < k_ ? -std::numeric_limits<double>::infinity()
-                             : heap_.front().key;
+    constexpr double kInfinity = std::numeric_limits<double>::infinity();
+    if (k_ == 0) return kInfinity;
+    return heap_.size() < k_ ? -kInfinity : heap_.front().key;
   }
 
   void push(const Entry& e) {

@@ -77,7 +77,11 @@ class Int8Quantizer:
         if limit == 0.0:
             limit = float(magnitude.max())
         # An all-zero sample has no range to fit: any scale encodes it as 0.
-        return cls(limit / 127.0 if limit > 0 else 1.0)
+        # Below float32's normal range a step would round to zero, so it is
+        # held at the smallest normal one (such values all encode as 0).
+        if limit == 0:
+            return cls(1.0)
+        return cls(max(limit / 127.0, float(np.finfo(np.float32).tiny)))
 
     def encode(self, x: ArrayLike) -> np.ndarray:
         """int8 codes in [-127, 127]: ``round(x / scale)``, clipped."""

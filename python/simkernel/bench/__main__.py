@@ -41,11 +41,12 @@ def _cell(value: float | None, form: str) -> str:
 
 
 def _table(results: list[Result], unit: str) -> list[str]:
-    numpy = next((r for r in results if r.library == "numpy" and r.seconds), None)
+    numpy_seconds = next((r.seconds for r in results if r.library == "numpy" and r.seconds), None)
     lines = [f"| library | median ms | numpy / library | recall@k | {unit} | % of limit | note |",
              "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
     for r in results:
-        speedup = numpy.seconds / r.seconds if numpy and r.seconds and r.library != "numpy" else None
+        speedup = (numpy_seconds / r.seconds
+                   if numpy_seconds and r.seconds and r.library != "numpy" else None)
         share = None if r.limit_share is None else 100 * r.limit_share
         lines.append(f"| {r.library} | {_cell(r.seconds and 1e3 * r.seconds, '{:.2f}')} | "
                      f"{_cell(speedup, '{:.2f}x')} | {_cell(r.recall, '{:.3f}')} | "

@@ -11,7 +11,7 @@ usearch and numkong take int8 queries too), bits for binary.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -50,7 +50,9 @@ def prepare_simkernel_avx512(scenario: Scenario, data: Data, threads: int) -> Se
         raise ImportError("this CPU or build has no AVX-512")
     if caps["isa"] == "avx512":
         raise ImportError("AVX-512 is already simkernel's ISA here")
-    core = _backend.native()._core
+    native = _backend.native()
+    assert native is not None  # "avx512" is only listed by the native core
+    core = native._core
     plain = prepare_simkernel(scenario, data, threads)
 
     def search() -> tuple[np.ndarray, np.ndarray]:
@@ -98,6 +100,14 @@ def prepare_numpy(scenario: Scenario, data: Data, threads: int) -> Search:
     return search
 
 
+def _int8_queries(data: Data) -> np.ndarray:
+    """The queries as int8 codes of the corpus's codec (for peers that need
+    queries and corpus of one type)."""
+    if data.codec is None:
+        raise ValueError("int8 data without its codec")
+    return data.codec.encode(data.search_queries)
+
+
 def _float_rows(data: Data) -> list[np.ndarray]:
     """The corpus as float32 blocks (decoded for int8), for indexes that take floats."""
     step = 65536
@@ -114,6 +124,7 @@ def prepare_faiss(scenario: Scenario, data: Data, threads: int) -> Search:
 
     faiss.omp_set_num_threads(threads)
     d = scenario.dim
+    index: Any
     if scenario.kind == "binary":
         index = faiss.IndexBinaryFlat(d)
         index.add(data.corpus)
@@ -146,7 +157,7 @@ def prepare_usearch(scenario: Scenario, data: Data, threads: int) -> Search:
     if scenario.kind == "float16":
         queries = queries.astype(np.float16)
     elif scenario.kind == "int8":
-        queries = data.codec.encode(queries)
+        queries = _int8_queries(data)
 
     def search() -> tuple[np.ndarray, np.ndarray]:
         matches = usearch_search(data.corpus, queries, scenario.k, metric, exact=True,
@@ -164,7 +175,7 @@ def prepare_numkong(scenario: Scenario, data: Data, threads: int) -> Search:
     if scenario.kind == "float16":
         queries = queries.astype(np.float16)
     elif scenario.kind == "int8":
-        queries = data.codec.encode(queries)
+        queries = _int8_queries(data)
     if scenario.kind == "binary":
         packed, cross, largest = nk.hammings_pack(data.corpus), nk.hammings_packed, False
     elif scenario.metric == "l2":

@@ -18,8 +18,8 @@ def exact_scores(scenario: Scenario, data: Data, rows: np.ndarray) -> np.ndarray
     queries = data.search_queries[rows]
     if scenario.kind == "binary":  # the numpy backend, not the code under test
         args = prepare(queries, data.corpus, "hamming")
-        out = np.empty((len(queries), len(data.corpus)), dtype=np.int32)
-        return _numpy_backend.cdist(args, 1, out).astype(np.float64)
+        counts = np.empty((len(queries), len(data.corpus)), dtype=np.int32)
+        return _numpy_backend.cdist(args, 1, counts).astype(np.float64)
     q = queries.astype(np.float64)
     out = np.empty((len(q), len(data.corpus)))
     for start in range(0, len(data.corpus), 65536):

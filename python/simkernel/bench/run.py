@@ -11,7 +11,11 @@ from typing import Callable, Iterable
 from .libraries import LIBRARIES, Search
 from .limits import limit_rate, read_probe, sgemm_probe
 from .reference import recall
-from .scenarios import Scenario, make_data
+from .scenarios import Scenario, available_memory, make_data
+
+# A scenario runs only if its corpus, with room for the peers' copies and
+# indexes (faiss and numkong keep their own), fits three times in free memory.
+MEMORY_HEADROOM = 3
 
 # A pause before each timed call lets other libraries' idle threads (OpenBLAS
 # spins for a while after each call) go quiet, so no library pays for another.
@@ -46,6 +50,11 @@ def _timed(search: Callable[[], object]) -> float:
 def run_scenario(scenario: Scenario, threads: int, rounds: int,
                  libraries: Iterable[str] = tuple(LIBRARIES)) -> list[Result]:
     """Times each library on ``scenario``; the first Result row is the limit."""
+    free = available_memory()
+    if free is not None and MEMORY_HEADROOM * scenario.corpus_bytes > free:
+        note = (f"skipped: needs about {MEMORY_HEADROOM * scenario.corpus_bytes / 2**30:.1f} GiB, "
+                f"{free / 2**30:.1f} GiB free")
+        return [Result(scenario.name, name, note=note) for name in libraries]
     data = make_data(scenario)
     results: dict[str, Result] = {}
     searches: dict[str, Callable[[], object]] = {}
@@ -79,11 +88,12 @@ def run_scenario(scenario: Scenario, threads: int, rounds: int,
     times: dict[str, list[float]] = {name: [] for name in searches}
     times.update({name: [seconds] for name, seconds in slow.items()})
     for _ in range(rounds):
-        for name, search in searches.items():
-            times[name].append(_timed(search))
+        for name, timed in searches.items():
+            times[name].append(_timed(timed))
     for name, samples in times.items():
-        results[name].seconds = statistics.median(samples)
-        results[name].rate = limit_rate(scenario, data, results[name].seconds)
+        median = statistics.median(samples)
+        results[name].seconds = median
+        results[name].rate = limit_rate(scenario, data, median)
     limit = results.get(LIMIT)
     for result in results.values():
         if limit is not None and limit.rate and result.rate:

@@ -31,6 +31,12 @@ class Scenario:
     def one_query(self) -> bool:
         return self.queries == 1
 
+    @property
+    def corpus_bytes(self) -> int:
+        width = (self.dim + 7) // 8 if self.kind == "binary" else self.dim
+        itemsize = {"float32": 4, "float16": 2, "int8": 1, "binary": 1}[self.kind]
+        return self.corpus * width * itemsize
+
     def scaled(self, scale: float) -> Scenario:
         queries = self.queries if self.one_query else max(2, round(self.queries * scale))
         return replace(self, queries=queries, corpus=max(self.k, round(self.corpus * scale)))
@@ -89,6 +95,18 @@ SCENARIOS = (
     Scenario("one query, 4M x 1024-bit", "binary", 1, 4_000_000, dim=1024, metric="hamming"),
     Scenario("1000 queries, 1M x 1024-bit", "binary", 1000, 1_000_000, dim=1024, metric="hamming"),
 )
+
+
+def available_memory() -> int | None:
+    """Bytes this machine can still give (MemAvailable), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
 
 
 def scenarios(scale: float | None = None) -> list[Scenario]:
