@@ -12,9 +12,10 @@ import pytest
 
 from conftest import NATIVE
 
-# Peak resident memory growth of one call, in a fresh process.
+# Peak resident memory growth of one call, in a fresh process: Linux resets
+# the peak (VmHWM) to the current size when "5" is written to clear_refs.
 SCRIPT = textwrap.dedent("""
-    import resource, sys
+    import sys
     import numpy as np
     import simkernel as sk
     n, q, d = int(sys.argv[1]), int(sys.argv[2]), 384
@@ -25,18 +26,26 @@ SCRIPT = textwrap.dedent("""
         corpus[start:start + rows] = rng.standard_normal((rows, d), dtype=np.float32)
     queries = rng.standard_normal((q, d), dtype=np.float32)
     sk.topk(queries[:2], corpus[:1000], k=10)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+    def kib(key):
+        for line in open("/proc/self/status"):
+            if line.startswith(key):
+                return int(line.split()[1])
+
+    open("/proc/self/clear_refs", "w").write("5")
+    before = kib("VmRSS:")
     sk.topk(queries, corpus, k=10)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(sk.capabilities()["backend"], (after - before) * 1024)
+    print(sk.capabilities()["backend"], (kib("VmHWM:") - before) * 1024)
 """)
 
 
-@pytest.mark.parametrize("backend_name,queries", [
-    ("numpy", 1000),
-    pytest.param("native", 1000, marks=pytest.mark.skipif(NATIVE is None, reason="no native core")),
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="needs Linux /proc")
+@pytest.mark.parametrize("backend_name,queries,share", [
+    ("numpy", 1000, 0.10),   # blocks of scores, a tenth at most
+    pytest.param("native", 1000, 0.05, marks=pytest.mark.skipif(NATIVE is None,
+                                                                reason="no native core")),
 ])
-def test_peak_memory_stays_under_a_tenth_of_the_score_matrix(backend_name, queries):
+def test_peak_memory_stays_a_small_share_of_the_score_matrix(backend_name, queries, share):
     n = 1_000_000
     env = {**os.environ, "SIMKERNEL_BACKEND": backend_name}
     done = subprocess.run([sys.executable, "-c", SCRIPT, str(n), str(queries)], env=env,
@@ -44,4 +53,4 @@ def test_peak_memory_stays_under_a_tenth_of_the_score_matrix(backend_name, queri
     used, growth = done.stdout.split()
     assert used == backend_name
     score_matrix = queries * n * 4
-    assert int(growth) < 0.10 * score_matrix
+    assert int(growth) < share * score_matrix
