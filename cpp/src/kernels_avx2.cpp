@@ -358,8 +358,20 @@ void int8_tile(const Tile& t) {
   }
 }
 
-// Hardware POPCNT on 64-bit words of the XOR.
-std::int32_t hamming_row(const std::uint8_t* a, const std::uint8_t* b, std::size_t bytes) {
+// Bits set in each byte, by two lookups of a 16-entry nibble table
+// (vpshufb): 32 bytes take 6 vector ops where POPCNT takes 4 loads, 4 XORs
+// and 4 POPCNTs; measured against POPCNT on the bench's 1024-bit scenarios.
+__m256i popcount_bytes(__m256i v) {
+  const __m256i table = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
+                                         0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+  const __m256i low_nibble = _mm256_set1_epi8(0x0f);
+  __m256i lo = _mm256_and_si256(v, low_nibble);
+  __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low_nibble);
+  return _mm256_add_epi8(_mm256_shuffle_epi8(table, lo), _mm256_shuffle_epi8(table, hi));
+}
+
+// POPCNT for the bytes past the last whole 32.
+std::int64_t hamming_tail(const std::uint8_t* a, const std::uint8_t* b, std::size_t bytes) {
   std::int64_t s = 0;
   std::size_t i = 0;
   for (; i + 8 <= bytes; i += 8) {
@@ -369,18 +381,44 @@ std::int32_t hamming_row(const std::uint8_t* a, const std::uint8_t* b, std::size
     s += _mm_popcnt_u64(x ^ y);
   }
   for (; i < bytes; ++i) s += _mm_popcnt_u32(unsigned{a[i]} ^ b[i]);
-  return static_cast<std::int32_t>(s);
+  return s;
+}
+
+// NQ queries against one corpus row: each 32 bytes of the row are loaded once
+// for all of them; byte counts (at most 8 each) are summed into 64-bit lanes.
+template <int NQ>
+void hamming_block(const Tile& t, std::size_t i0, std::size_t j, std::size_t bytes,
+                   std::int32_t* scores) {
+  const auto* c = row<std::uint8_t>(t.corpus, t.corpus_stride, j);
+  const std::uint8_t* q[NQ];
+  __m256i acc[NQ];
+  for (int i = 0; i < NQ; ++i) {
+    q[i] = row<std::uint8_t>(t.queries, t.query_stride, i0 + i);
+    acc[i] = _mm256_setzero_si256();
+  }
+  std::size_t l = 0;
+  for (; l + 32 <= bytes; l += 32) {
+    __m256i cv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + l));
+    for (int i = 0; i < NQ; ++i) {
+      __m256i x = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q[i] + l)), cv);
+      acc[i] = _mm256_add_epi64(acc[i], _mm256_sad_epu8(popcount_bytes(x), _mm256_setzero_si256()));
+    }
+  }
+  for (int i = 0; i < NQ; ++i) {
+    alignas(32) std::int64_t lanes[4];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), acc[i]);
+    std::int64_t s = lanes[0] + lanes[1] + lanes[2] + lanes[3] + hamming_tail(q[i] + l, c + l, bytes - l);
+    scores[(i0 + i) * t.corpus_count + j] = static_cast<std::int32_t>(s);
+  }
 }
 
 void hamming_tile(const Tile& t) {
   auto* scores = static_cast<std::int32_t*>(t.scores);
   std::size_t bytes = (t.dim + 7) / 8;
   for (std::size_t j = 0; j < t.corpus_count; ++j) {
-    const auto* c = row<std::uint8_t>(t.corpus, t.corpus_stride, j);
-    for (std::size_t i = 0; i < t.query_count; ++i) {
-      scores[i * t.corpus_count + j] =
-          hamming_row(row<std::uint8_t>(t.queries, t.query_stride, i), c, bytes);
-    }
+    std::size_t i = 0;
+    for (; i + 4 <= t.query_count; i += 4) hamming_block<4>(t, i, j, bytes, scores);
+    for (; i < t.query_count; ++i) hamming_block<1>(t, i, j, bytes, scores);
   }
 }
 
