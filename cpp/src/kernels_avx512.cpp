@@ -326,30 +326,58 @@ void int8_tile(const Tile& t) {
   }
 }
 
-// POPCNT on 64-bit words of the XOR (VPOPCNTDQ is not part of this ISA's
-// baseline, so it is not assumed here).
-std::int32_t hamming_row(const std::uint8_t* a, const std::uint8_t* b, std::size_t bytes) {
-  std::int64_t s = 0;
-  std::size_t i = 0;
-  for (; i + 8 <= bytes; i += 8) {
-    std::uint64_t x, y;
-    std::memcpy(&x, a + i, 8);
-    std::memcpy(&y, b + i, 8);
-    s += _mm_popcnt_u64(x ^ y);
+// Bits set in each byte, by two lookups of a 16-entry nibble table
+// (vpshufb, AVX512BW): VPOPCNTDQ is not part of this ISA's baseline, so it is
+// not assumed here.
+__m512i popcount_bytes(__m512i v) {
+  const __m512i table = _mm512_broadcast_i32x4(
+      _mm_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4));
+  const __m512i low_nibble = _mm512_set1_epi8(0x0f);
+  __m512i lo = _mm512_and_si512(v, low_nibble);
+  __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low_nibble);
+  return _mm512_add_epi8(_mm512_shuffle_epi8(table, lo), _mm512_shuffle_epi8(table, hi));
+}
+
+// NQ queries against one corpus row: each 64 bytes of the row are loaded once
+// for all of them (only a last partial step masked); byte counts (at most 8
+// each) are summed into 64-bit lanes.
+template <int NQ>
+void hamming_block(const Tile& t, std::size_t i0, std::size_t j, std::size_t bytes,
+                   std::int32_t* scores) {
+  const auto* c = row<std::uint8_t>(t.corpus, t.corpus_stride, j);
+  const std::uint8_t* q[NQ];
+  __m512i acc[NQ];
+  for (int i = 0; i < NQ; ++i) {
+    q[i] = row<std::uint8_t>(t.queries, t.query_stride, i0 + i);
+    acc[i] = _mm512_setzero_si512();
   }
-  for (; i < bytes; ++i) s += _mm_popcnt_u32(unsigned{a[i]} ^ b[i]);
-  return static_cast<std::int32_t>(s);
+  auto step = [&](std::size_t l, auto load) {
+    __m512i cv = load(c + l);
+    for (int i = 0; i < NQ; ++i) {
+      __m512i x = _mm512_xor_si512(load(q[i] + l), cv);
+      acc[i] = _mm512_add_epi64(acc[i], _mm512_sad_epu8(popcount_bytes(x), _mm512_setzero_si512()));
+    }
+  };
+  std::size_t l = 0;
+  for (; l + 64 <= bytes; l += 64) {
+    step(l, [](const std::uint8_t* p) { return _mm512_loadu_si512(p); });
+  }
+  if (l < bytes) {
+    __mmask64 lanes = (__mmask64{1} << (bytes - l)) - 1;
+    step(l, [lanes](const std::uint8_t* p) { return _mm512_maskz_loadu_epi8(lanes, p); });
+  }
+  for (int i = 0; i < NQ; ++i) {
+    scores[(i0 + i) * t.corpus_count + j] = static_cast<std::int32_t>(_mm512_reduce_add_epi64(acc[i]));
+  }
 }
 
 void hamming_tile(const Tile& t) {
   auto* scores = static_cast<std::int32_t*>(t.scores);
   std::size_t bytes = (t.dim + 7) / 8;
   for (std::size_t j = 0; j < t.corpus_count; ++j) {
-    const auto* c = row<std::uint8_t>(t.corpus, t.corpus_stride, j);
-    for (std::size_t i = 0; i < t.query_count; ++i) {
-      scores[i * t.corpus_count + j] =
-          hamming_row(row<std::uint8_t>(t.queries, t.query_stride, i), c, bytes);
-    }
+    std::size_t i = 0;
+    for (; i + 4 <= t.query_count; i += 4) hamming_block<4>(t, i, j, bytes, scores);
+    for (; i < t.query_count; ++i) hamming_block<1>(t, i, j, bytes, scores);
   }
 }
 
