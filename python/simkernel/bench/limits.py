@@ -42,9 +42,12 @@ def sgemm_probe(scenario: Scenario, data: Data) -> Probe:
     return probe
 
 
-def limit_rate(scenario: Scenario, data: Data, seconds: float) -> float:
+def limit_rate(scenario: Scenario, data: Data, seconds: float) -> float | None:
     """What a search taking ``seconds`` achieves in the limit's unit: GB/s
-    read for one query, GFLOP/s for many."""
+    read for one query, float GFLOP/s for many (None for integer batches,
+    which do no float operations)."""
     if scenario.one_query:
         return data.corpus.nbytes / seconds / 1e9
+    if scenario.kind not in ("float32", "float16"):
+        return None
     return 2.0 * scenario.queries * scenario.corpus * scenario.dim / seconds / 1e9
