@@ -18,12 +18,8 @@ namespace {
 struct Features {
   bool avx2 = false;     // with FMA, F16C, POPCNT and OS support for YMM state
   bool avx512 = false;   // F, BW, VL, DQ and OS support for ZMM state
-  bool avx512_vnni = false;
-  bool avx512_vpopcntdq = false;
   bool neon = false;
-  bool neon_dotprod = false;
-  bool neon_fp16 = false;
-  std::vector<std::string> names;
+  std::vector<std::string> names;  // every feature seen, for capabilities()
 };
 
 #if SIMKERNEL_X86
@@ -64,10 +60,8 @@ Features detect() {
   add(avx512dq, "avx512dq");
   add(avx512bw, "avx512bw");
   add(avx512vl, "avx512vl");
-  f.avx512_vnni = (c7 & (1u << 11)) && zmm;
-  f.avx512_vpopcntdq = (c7 & (1u << 14)) && zmm;
-  add(f.avx512_vnni, "avx512_vnni");
-  add(f.avx512_vpopcntdq, "avx512_vpopcntdq");
+  add((c7 & (1u << 11)) && zmm, "avx512_vnni");
+  add((c7 & (1u << 14)) && zmm, "avx512_vpopcntdq");
   f.avx2 = avx && fma && f16c && popcnt && ymm && (b7 & (1u << 5));
   f.avx512 = f.avx2 && avx512f && avx512dq && avx512bw && avx512vl;
   return f;
@@ -77,11 +71,9 @@ Features detect() {
   Features f;
   unsigned long hwcap = getauxval(AT_HWCAP);
   f.neon = hwcap & (1ul << 1);          // HWCAP_ASIMD
-  f.neon_fp16 = hwcap & (1ul << 10);    // HWCAP_ASIMDHP
-  f.neon_dotprod = hwcap & (1ul << 20); // HWCAP_ASIMDDP
   if (f.neon) f.names.emplace_back("neon");
-  if (f.neon_fp16) f.names.emplace_back("asimdhp");
-  if (f.neon_dotprod) f.names.emplace_back("asimddp");
+  if (hwcap & (1ul << 10)) f.names.emplace_back("asimdhp");  // HWCAP_ASIMDHP
+  if (hwcap & (1ul << 20)) f.names.emplace_back("asimddp");  // HWCAP_ASIMDDP
   return f;
 }
 #else

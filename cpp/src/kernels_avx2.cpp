@@ -55,8 +55,17 @@ std::int32_t sum_lanes(__m256i v) {
   return _mm_cvtsi128_si32(x);
 }
 
-// Corpus element types, each widened to 8 float32 lanes. Tails are copied
-// into a zeroed buffer (or masked), so no load reads past the end of a row.
+// The last n (< 8) elements of a row, copied into a zeroed buffer and loaded
+// as a whole step, so no load reads past the end of a row.
+template <typename Elem>
+__m256 load_padded(const typename Elem::T* p, std::size_t n) {
+  typename Elem::T buffer[8] = {};
+  std::memcpy(buffer, p, n * sizeof *p);
+  return Elem::load(buffer);
+}
+
+// Corpus element types, each widened to 8 float32 lanes. Tails are masked
+// (float32) or padded, so no load reads past the end of a row.
 struct F32 {
   using T = float;
   static __m256 load(const float* p) { return _mm256_loadu_ps(p); }
@@ -70,11 +79,7 @@ struct F16 {
   static __m256 load(const std::uint16_t* p) {
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   }
-  static __m256 load_tail(const std::uint16_t* p, std::size_t n) {
-    std::uint16_t buffer[8] = {};
-    std::memcpy(buffer, p, n * sizeof *p);
-    return load(buffer);
-  }
+  static __m256 load_tail(const std::uint16_t* p, std::size_t n) { return load_padded<F16>(p, n); }
 };
 
 struct I8 {
@@ -83,11 +88,7 @@ struct I8 {
     __m128i bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
     return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes));
   }
-  static __m256 load_tail(const std::int8_t* p, std::size_t n) {
-    std::int8_t buffer[8] = {};
-    std::memcpy(buffer, p, n);
-    return load(buffer);
-  }
+  static __m256 load_tail(const std::int8_t* p, std::size_t n) { return load_padded<I8>(p, n); }
 };
 
 struct Dot {

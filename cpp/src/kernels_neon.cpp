@@ -20,16 +20,20 @@ struct Eight {
   float32x4_t lo, hi;
 };
 
-// Corpus element types. Tails are copied into a zeroed buffer, so no load
-// reads past the end of a row.
+// The last n (< 8) elements of a row, copied into a zeroed buffer and loaded
+// as a whole step, so no load reads past the end of a row.
+template <typename Elem>
+Eight load_padded(const typename Elem::T* p, std::size_t n) {
+  typename Elem::T buffer[8] = {};
+  std::memcpy(buffer, p, n * sizeof *p);
+  return Elem::load(buffer);
+}
+
+// Corpus element types, each widened to eight float32 lanes.
 struct F32 {
   using T = float;
   static Eight load(const float* p) { return {vld1q_f32(p), vld1q_f32(p + 4)}; }
-  static Eight load_tail(const float* p, std::size_t n) {
-    float buffer[8] = {};
-    std::memcpy(buffer, p, n * sizeof *p);
-    return load(buffer);
-  }
+  static Eight load_tail(const float* p, std::size_t n) { return load_padded<F32>(p, n); }
 };
 
 struct F16 {
@@ -38,11 +42,7 @@ struct F16 {
     float16x8_t h = vreinterpretq_f16_u16(vld1q_u16(p));
     return {vcvt_f32_f16(vget_low_f16(h)), vcvt_high_f32_f16(h)};
   }
-  static Eight load_tail(const std::uint16_t* p, std::size_t n) {
-    std::uint16_t buffer[8] = {};
-    std::memcpy(buffer, p, n * sizeof *p);
-    return load(buffer);
-  }
+  static Eight load_tail(const std::uint16_t* p, std::size_t n) { return load_padded<F16>(p, n); }
 };
 
 struct I8 {
@@ -52,11 +52,7 @@ struct I8 {
     return {vcvtq_f32_s32(vmovl_s16(vget_low_s16(wide))),
             vcvtq_f32_s32(vmovl_high_s16(wide))};
   }
-  static Eight load_tail(const std::int8_t* p, std::size_t n) {
-    std::int8_t buffer[8] = {};
-    std::memcpy(buffer, p, n);
-    return load(buffer);
-  }
+  static Eight load_tail(const std::int8_t* p, std::size_t n) { return load_padded<I8>(p, n); }
 };
 
 struct Dot {

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 import numpy as np
 
 from . import _core  # type: ignore[attr-defined]  # ImportError where it cannot load
@@ -10,27 +13,28 @@ from ._inputs import SearchArgs, non_finite_error
 name = "native"
 
 
-def topk(args: SearchArgs, k: int, threads: int) -> tuple[np.ndarray, np.ndarray]:
+@contextmanager
+def _naming_non_finite(args: SearchArgs) -> Iterator[None]:
+    """The core only knows a score was not finite; this names the argument."""
     try:
-        return _core.topk(args.queries, args.corpus, args.pair, args.metric,
-                          args.dim, k, threads)
+        yield
     except _core.NonFiniteError:
         raise non_finite_error(args) from None
+
+
+def topk(args: SearchArgs, k: int, threads: int) -> tuple[np.ndarray, np.ndarray]:
+    with _naming_non_finite(args):
+        return _core.topk(args.queries, args.corpus, args.pair, args.metric, args.dim, k, threads)
 
 
 def cdist(args: SearchArgs, threads: int, out: np.ndarray) -> np.ndarray:
-    try:
-        _core.cdist(args.queries, args.corpus, args.pair, args.metric,
-                    args.dim, threads, out)
-    except _core.NonFiniteError:
-        raise non_finite_error(args) from None
+    with _naming_non_finite(args):
+        _core.cdist(args.queries, args.corpus, args.pair, args.metric, args.dim, threads, out)
     return out
 
 
 def rescore(args: SearchArgs, candidates: np.ndarray, k: int,
             threads: int) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        return _core.rescore(args.queries, candidates, args.corpus, args.pair,
-                             args.metric, args.dim, k, threads)
-    except _core.NonFiniteError:
-        raise non_finite_error(args) from None
+    with _naming_non_finite(args):
+        return _core.rescore(args.queries, candidates, args.corpus, args.pair, args.metric,
+                             args.dim, k, threads)

@@ -13,7 +13,7 @@ from pathlib import Path
 import simkernel as sk
 
 from .libraries import LIBRARIES
-from .run import LIMIT, Result, run_scenario
+from .run import Result, run_scenario
 from .scenarios import scenarios
 
 QUICK_SCALE = 0.05
@@ -70,11 +70,9 @@ def main(argv: list[str] | None = None) -> None:
         results = run_scenario(scenario, threads, args.rounds, chosen)
         everything.extend(results)
         unit = "GB/s" if scenario.one_query else "GFLOP/s"
-        limit = next((r for r in results if r.library != LIMIT), None)
         print(f"### {scenario.name} (x{scale:g}: {scenario.queries} x {scenario.corpus}, "
               f"k={scenario.k}, {scenario.metric})\n")
         print("\n".join(_table(results, unit)) + "\n", flush=True)
-        del limit
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(
