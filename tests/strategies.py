@@ -85,3 +85,23 @@ def search_cases(draw, q_kind: str, c_kind: str, metric: str, max_rows: int = 70
     if style == "duplicate_rows" and nq and n and q_kind == c_kind:
         queries[0] = corpus[0]
     return Case(queries, corpus, metric, k)
+
+
+@st.composite
+def _index_operation(draw):
+    op = draw(st.sampled_from(["add", "add", "remove", "compact", "save"]))
+    if op == "add":
+        ids = draw(st.lists(st.integers(0, 40), max_size=8, unique=True))
+        rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+        return op, (rng.standard_normal((len(ids), 5)).astype(np.float32), ids)
+    if op == "remove":
+        return op, draw(st.lists(st.integers(0, 40), max_size=8, unique=True))
+    if op == "save":
+        return op, draw(st.booleans())  # load it back memory-mapped or read
+    return op, None
+
+
+def index_operations():
+    """Sequences of Index changes over a small id range, so ids collide,
+    come back after removal and arrive out of order."""
+    return st.lists(_index_operation(), min_size=1, max_size=12)

@@ -120,3 +120,62 @@ def test_inputs_are_never_modified(backend):
         sk.cdist(queries, corpus, metric=metric)
     np.testing.assert_array_equal(corpus, before[0])
     np.testing.assert_array_equal(queries, before[1])
+
+
+# -- Index -------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs,error,message", [
+    ({"dim": 0}, ValueError, "dim"),
+    ({"dim": 4, "metric": "cos"}, ValueError, "metric must be one of"),
+    ({"dim": 4, "dtype": "float64"}, ValueError, "dtype must be one of"),
+    ({"dim": 4, "rescore": "binary"}, ValueError, "rescore must be"),
+    ({"dim": 4, "dtype": "binary", "metric": "l2"}, ValueError, "binary storage"),
+    ({"dim": 4, "metric": "hamming"}, ValueError, "hamming"),
+    ({"dim": 4, "rescore_factor": 0}, ValueError, "rescore_factor"),
+    ({"dim": 4, "quantizer": 0.5}, TypeError, "quantizer"),
+])
+def test_index_settings_are_checked(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        sk.Index(**kwargs)
+
+
+def test_index_add_rejects_bad_vectors_and_ids_and_keeps_what_it_had():
+    index = sk.Index(3, "l2")
+    index.add(np.eye(3), ids=[0, 1, 2])
+    cases = [
+        ((np.ones((2, 4)),), {}, ValueError, r"vectors must have shape \(n, 3\)"),
+        ((np.ones((2, 3), dtype=np.int8),), {}, TypeError, "vectors must be float"),
+        ((np.array([[np.nan, 0, 0]]),), {}, ValueError, "vectors contains NaN"),
+        ((np.ones((2, 3)),), {"ids": [5]}, ValueError, "one id per vector"),
+        ((np.ones((2, 3)),), {"ids": [5, 5]}, ValueError, "more than once"),
+        ((np.ones((1, 3)),), {"ids": [-3]}, ValueError, "non-negative"),
+        ((np.ones((1, 3)),), {"ids": [1.5]}, TypeError, "ids must be integers"),
+        ((np.ones((2, 3)),), {"ids": [7, 2]}, ValueError, r"already in the index: \[2\]"),
+    ]
+    for args, kwargs, error, message in cases:
+        with pytest.raises(error, match=message):
+            index.add(*args, **kwargs)
+    assert index.ids.tolist() == [0, 1, 2]
+    np.testing.assert_array_equal(index.get([0, 1, 2]), np.eye(3))
+    with pytest.raises(ValueError, match="too large for float16"):
+        sk.Index(1, "dot", "float16").add([[1e6]])
+
+
+def test_index_search_rejects_bad_queries_dims_and_allow():
+    index = sk.Index(16, "cosine", "binary")
+    index.add(np.ones((4, 16)))
+    with pytest.raises(ValueError, match=r"queries must have shape \(n, 16\)"):
+        index.search(np.ones((2, 8)))
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        index.search(np.ones(16), k=0)
+    with pytest.raises(ValueError, match="multiple of 8"):
+        index.search(np.ones(16), dims=12)
+    with pytest.raises(ValueError, match=r"dims must be in \[1, 16\]"):
+        index.search(np.ones(16), dims=17)
+    with pytest.raises(ValueError, match="2 lists for 3 queries"):
+        index.search(np.ones((3, 16)), allow=[[1], [2]])
+    with pytest.raises(TypeError, match="allow must be integers"):
+        index.search(np.ones(16), allow=[0.5])
+    with pytest.raises(KeyError, match="ids not in the index"):
+        index.remove([0, 99])
+    assert len(index) == 4  # nothing was removed

@@ -7,12 +7,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import simkernel as sk
 from conftest import numpy_answer
 from reference import assert_valid_topk, exact_scores, tolerance
 from strategies import PAIR_METRIC_CASES, search_cases
 
+from simkernel import _numpy_backend
 from simkernel._inputs import prepare
 
 CASE_IDS = [f"{q}x{c}-{m}" for q, c, m in PAIR_METRIC_CASES]
@@ -114,3 +116,71 @@ def test_every_isa_agrees_on_integer_paths(isa):
     np.testing.assert_array_equal(sk.cdist(bits[:20], bits, metric="hamming"),
                                   exact_scores(bits[:20], bits, "hamming").astype(np.int32))
     assert prepare(codes, codes, "dot").pair == "i8_i8"
+
+
+def _check_filtered(result, case, allowed_rows, k, integer):
+    """Each query's results are the best of its allowed rows, then padding."""
+    scores, indices = result
+    for i, rows in enumerate(allowed_rows):
+        valid = min(k, len(rows), len(case.corpus))
+        assert (indices[i, valid:] == -1).all()
+        if not integer:
+            assert np.isnan(scores[i, valid:]).all()
+        sub = case.corpus[rows]
+        assert set(indices[i, :valid].tolist()) <= set(rows.tolist())
+        assert_valid_topk(scores[i:i + 1, :valid], np.searchsorted(rows, indices[i:i + 1, :valid]),
+                          case.queries[i:i + 1], sub, case.metric, valid or 1)
+
+
+@pytest.mark.parametrize("q_kind,c_kind,metric", PAIR_METRIC_CASES, ids=CASE_IDS)
+def test_filtered_topk_matches_reference(isa, q_kind, c_kind, metric):
+    """The core's row filter (used by Index) and its -1 padding, per query or shared."""
+    native_backend = sk._backend.active
+
+    @settings(max_examples=15, deadline=None)
+    @given(search_cases(q_kind, c_kind, metric), st.floats(0, 1), st.booleans())
+    def check(case, share, per_query):
+        n, nq = len(case.corpus), len(case.queries)
+        rng = np.random.default_rng(n + nq)
+        masks = rng.random((nq if per_query else 1, n)) < share
+        allowed = np.packbits(masks, axis=1, bitorder="little")
+        args = prepare(case.queries, case.corpus, metric)
+        native = native_backend.topk(args, case.k, 2, allowed)
+        ref = _numpy_backend.topk(args, case.k, 1, allowed)
+        integer = integer_result(case.queries, case.corpus, metric)
+        if integer:
+            np.testing.assert_array_equal(native[0], ref[0])
+            np.testing.assert_array_equal(native[1], ref[1])
+        rows = [np.flatnonzero(masks[i if per_query else 0]) for i in range(nq)]
+        for result in (native, ref):
+            _check_filtered(result, case, rows, case.k, integer)
+
+    check()
+
+
+@pytest.mark.parametrize("q_kind,c_kind,metric", PAIR_METRIC_CASES[::3], ids=CASE_IDS[::3])
+def test_rescore_skips_padding_candidates(isa, q_kind, c_kind, metric):
+    native_backend = sk._backend.active
+
+    @settings(max_examples=10, deadline=None)
+    @given(search_cases(q_kind, c_kind, metric))
+    def check(case):
+        n, nq = len(case.corpus), len(case.queries)
+        rng = np.random.default_rng(n)
+        rows = [np.sort(rng.permutation(n)[:rng.integers(0, n + 1)]) for _ in range(nq)]
+        width = max([len(r) for r in rows], default=0) + 1
+        candidates = np.full((nq, width), -1, dtype=np.int64)
+        for i, r in enumerate(rows):
+            candidates[i, 1:len(r) + 1] = r[::-1]   # padding first and last
+        args = prepare(case.queries, case.corpus, metric)
+        native = native_backend.rescore(args, candidates, case.k, 2)
+        ref = _numpy_backend.rescore(args, candidates, case.k, 1)
+        integer = integer_result(case.queries, case.corpus, metric)
+        if integer:
+            np.testing.assert_array_equal(native[0], ref[0])
+            np.testing.assert_array_equal(native[1], ref[1])
+        for result in (native, ref):
+            assert result[1].shape == (nq, min(case.k, width))
+            _check_filtered(result, case, rows, case.k, integer)
+
+    check()

@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <optional>
 #include <string>
 
 #include "simkernel/dispatch.hpp"
@@ -125,14 +126,32 @@ unsigned check_threads(int threads) {
   return static_cast<unsigned>(threads);
 }
 
+// A bitmap of allowed corpus rows: one row of ceil(n / 8) bytes for every
+// query, or one per query.
+RowFilter as_filter(const std::optional<py::array_t<std::uint8_t, py::array::c_style>>& allowed,
+                    const Problem& p) {
+  if (!allowed) return {};
+  const auto& bits = *allowed;
+  std::size_t bytes = (p.corpus.rows + 7) / 8;
+  bool fits = bits.ndim() == 2 && static_cast<std::size_t>(bits.shape(1)) == bytes &&
+              (bits.shape(0) == 1 ||
+               static_cast<std::size_t>(bits.shape(0)) == p.queries.rows);
+  if (!fits) {
+    throw py::value_error("allowed must be a (1 or queries, ceil(corpus rows / 8)) uint8 bitmap");
+  }
+  return {bits.data(), bits.shape(0) == 1 ? 0 : bytes};
+}
+
 py::tuple topk_binding(const py::array& queries, const py::array& corpus,
                        const std::string& pair, const std::string& metric,
-                       std::size_t dim, std::size_t k, int threads) {
+                       std::size_t dim, std::size_t k, int threads,
+                       const std::optional<py::array_t<std::uint8_t, py::array::c_style>>& allowed) {
   Problem p = make_problem(queries, corpus, pair, metric, dim);
   unsigned workers = check_threads(threads);
+  RowFilter filter = as_filter(allowed, p);
   Results out(p, result_count(k, p.corpus.rows));
   run_without_gil([&](StopFlag& stop) {
-    return topk(p, k, workers, stop, out.score_data, out.index_data);
+    return topk(p, k, filter, workers, stop, out.score_data, out.index_data);
   });
   return out.as_tuple();
 }
@@ -171,8 +190,9 @@ py::tuple rescore_binding(const py::array& queries,
   }
   std::size_t m = static_cast<std::size_t>(candidates.shape(1));
   const std::int64_t* cand = candidates.data();
+  // Negative candidates are padding, skipped by the core.
   for (std::size_t i = 0; i < p.queries.rows * m; ++i) {
-    if (cand[i] < 0 || static_cast<std::size_t>(cand[i]) >= p.corpus.rows) {
+    if (cand[i] >= 0 && static_cast<std::size_t>(cand[i]) >= p.corpus.rows) {
       throw py::value_error("candidates out of range");
     }
   }
@@ -222,7 +242,7 @@ PYBIND11_MODULE(_core, m) {
   m.attr("NonFiniteError") = py::handle(g_non_finite_error);
   m.def("topk", &topk_binding, py::arg("queries"), py::arg("corpus"),
         py::arg("pair"), py::arg("metric"), py::arg("dim"), py::arg("k"),
-        py::arg("threads"));
+        py::arg("threads"), py::arg("allowed") = py::none());
   m.def("cdist", &cdist_binding, py::arg("queries"), py::arg("corpus"),
         py::arg("pair"), py::arg("metric"), py::arg("dim"), py::arg("threads"),
         py::arg("out"));

@@ -117,13 +117,19 @@ class TopK {
   std::vector<Entry> heap_;
 };
 
+bool allowed(const std::uint8_t* bits, std::size_t row) {
+  return bits == nullptr || ((bits[row / 8] >> (row % 8)) & 1u) != 0;
+}
+
 // Offers a row of scores for corpus rows first_row, first_row + 1, ... to a
 // heap. Every row a heap gets arrives in increasing order, so a score equal
 // to the bar would lose its tie: only strictly better ones are pushed. Once
 // the heap is full almost nothing gets in, so each chunk is first tested as a
-// whole with a compare-and-or loop the compiler vectorises.
+// whole with a compare-and-or loop the compiler vectorises. The filter's bits
+// (null: none) are read only for scores that pass the bar.
 template <bool Higher, typename Score>
-void offer(const Score* scores, std::size_t count, std::size_t first_row, TopK& heap) {
+void offer(const Score* scores, std::size_t count, std::size_t first_row,
+           const std::uint8_t* filter_bits, TopK& heap) {
   constexpr std::size_t kChunk = 32;
   constexpr double sign = Higher ? 1.0 : -1.0;
   for (std::size_t start = 0; start < count; start += kChunk) {
@@ -137,18 +143,20 @@ void offer(const Score* scores, std::size_t count, std::size_t first_row, TopK& 
     }
     for (std::size_t j = start; j < end; ++j) {
       double key = sign * static_cast<double>(scores[j]);
-      if (key > heap.bar()) heap.push({key, static_cast<std::int64_t>(first_row + j)});
+      if (key > heap.bar() && allowed(filter_bits, first_row + j)) {
+        heap.push({key, static_cast<std::int64_t>(first_row + j)});
+      }
     }
   }
 }
 
 template <typename Score>
 void offer(const Score* scores, std::size_t count, std::size_t first_row, Metric metric,
-           TopK& heap) {
+           const std::uint8_t* filter_bits, TopK& heap) {
   if (higher_is_better(metric)) {
-    offer<true>(scores, count, first_row, heap);
+    offer<true>(scores, count, first_row, filter_bits, heap);
   } else {
-    offer<false>(scores, count, first_row, heap);
+    offer<false>(scores, count, first_row, filter_bits, heap);
   }
 }
 
@@ -307,18 +315,22 @@ bool query_norms(const Problem& p, const Kernels& kernels,
 
 double sign_of(Metric metric) { return higher_is_better(metric) ? 1.0 : -1.0; }
 
+// Writes the first k of `entries` (best first) as query's results; when
+// there are fewer, the rest is padding: index -1, score NaN (or 0 for int32).
 void write_result(const std::vector<Entry>& entries, std::size_t k,
                   std::size_t query, Metric metric, bool integer_out,
                   void* scores, std::int64_t* indices) {
+  constexpr Entry kPadding{std::numeric_limits<double>::quiet_NaN(), -1};
   for (std::size_t r = 0; r < k; ++r) {
-    double score = sign_of(metric) * entries[r].key;
+    const Entry& entry = r < entries.size() ? entries[r] : kPadding;
+    double score = entry.index < 0 && integer_out ? 0.0 : sign_of(metric) * entry.key;
     if (integer_out) {
       static_cast<std::int32_t*>(scores)[query * k + r] =
           static_cast<std::int32_t>(score);
     } else {
       static_cast<float*>(scores)[query * k + r] = static_cast<float>(score);
     }
-    indices[query * k + r] = entries[r].index;
+    indices[query * k + r] = entry.index;
   }
 }
 
@@ -356,8 +368,9 @@ bool integer_scores(Pair pair, Metric metric) {
           (metric == Metric::dot || metric == Metric::sqeuclidean));
 }
 
-Status topk(const Problem& p, std::size_t k, unsigned threads, StopFlag& stop,
-            void* scores, std::int64_t* indices) {
+Status topk(const Problem& p, std::size_t k, const RowFilter& filter,
+            unsigned threads, StopFlag& stop, void* scores,
+            std::int64_t* indices) {
   std::size_t nq = p.queries.rows, n = p.corpus.rows;
   std::size_t kk = result_count(k, n);
   if (nq == 0 || kk == 0) return Status::ok;
@@ -395,10 +408,14 @@ Status topk(const Problem& p, std::size_t k, unsigned threads, StopFlag& stop,
             return;
           }
           for (std::size_t i = 0; i < qn; ++i) {
+            const std::uint8_t* bits =
+                filter.bits == nullptr
+                    ? nullptr
+                    : filter.bits + (chunk + q0 + i) * filter.query_stride;
             if (scorer.integer_output()) {
-              offer(scorer.int_scores() + i * cn, cn, c0, p.metric, mine[q0 + i]);
+              offer(scorer.int_scores() + i * cn, cn, c0, p.metric, bits, mine[q0 + i]);
             } else {
-              offer(scorer.float_scores() + i * cn, cn, c0, p.metric, mine[q0 + i]);
+              offer(scorer.float_scores() + i * cn, cn, c0, p.metric, bits, mine[q0 + i]);
             }
           }
         }
@@ -459,24 +476,27 @@ Status rescore(const Problem& p, const std::int64_t* candidates,
   if (!run.finite) return Status::non_finite;
   bool integer_out = integer_scores(p.pair, p.metric);
   double sign = sign_of(p.metric);
-  std::vector<std::vector<Entry>> scratch(
-      run.threads, std::vector<Entry>(candidate_count));
+  std::vector<std::vector<Entry>> scratch(run.threads);
+  for (std::vector<Entry>& entries : scratch) entries.reserve(candidate_count);
 
   parallel_for(nq, run.threads, [&](std::size_t q, unsigned worker) {
     if (stop.stopped(worker) || run.non_finite.load()) return;
     TileScorer& scorer = run.scorers[worker];
     std::vector<Entry>& entries = scratch[worker];
+    entries.clear();
     for (std::size_t j = 0; j < candidate_count; ++j) {
       std::int64_t row = candidates[q * candidate_count + j];
+      if (row < 0) continue;
       if (!scorer.score(q, 1, row_at(p.corpus, static_cast<std::size_t>(row)), 0, 1)) {
         run.non_finite.store(true);
         return;
       }
       double value = integer_out ? static_cast<double>(scorer.int_scores()[0])
                                  : static_cast<double>(scorer.float_scores()[0]);
-      entries[j] = {sign * value, row};
+      entries.push_back({sign * value, row});
     }
-    std::partial_sort(entries.begin(), entries.begin() + kk, entries.end(), better);
+    auto best_end = entries.begin() + static_cast<std::ptrdiff_t>(std::min(kk, entries.size()));
+    std::partial_sort(entries.begin(), best_end, entries.end(), better);
     write_result(entries, kk, q, p.metric, integer_out, scores, indices);
   });
   return run.status(stop);

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Optional
 
 import numpy as np
 
@@ -22,9 +22,11 @@ def _naming_non_finite(args: SearchArgs) -> Iterator[None]:
         raise non_finite_error(args) from None
 
 
-def topk(args: SearchArgs, k: int, threads: int) -> tuple[np.ndarray, np.ndarray]:
+def topk(args: SearchArgs, k: int, threads: int,
+         allowed: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
     with _naming_non_finite(args):
-        return _core.topk(args.queries, args.corpus, args.pair, args.metric, args.dim, k, threads)
+        return _core.topk(args.queries, args.corpus, args.pair, args.metric, args.dim, k,
+                          threads, allowed)
 
 
 def cdist(args: SearchArgs, threads: int, out: np.ndarray) -> np.ndarray:

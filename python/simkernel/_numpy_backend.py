@@ -7,7 +7,7 @@ memory stays bounded however large the corpus (never a q x n score matrix).
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, Optional
 
 import numpy as np
 
@@ -140,7 +140,19 @@ def _scores_of(args: SearchArgs, keys: np.ndarray) -> np.ndarray:
     return values.astype(args.score_dtype)
 
 
-def topk(args: SearchArgs, k: int, threads: int) -> tuple[np.ndarray, np.ndarray]:
+def _pad(args: SearchArgs, keys: np.ndarray, index: np.ndarray,
+         scores: np.ndarray, indices: np.ndarray) -> None:
+    """Writes sorted (keys, index) as results; -inf keys (filtered rows) become
+    padding: index -1, score NaN (0 for int32 scores)."""
+    padding = keys == -np.inf
+    scores[...] = _scores_of(args, np.where(padding, 0.0, keys))
+    if scores.dtype.kind == "f":
+        scores[padding] = np.nan
+    indices[...] = np.where(padding, -1, index)
+
+
+def topk(args: SearchArgs, k: int, threads: int,
+         allowed: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
     q_all, corpus = args.queries, args.corpus
     nq, n = q_all.shape[0], corpus.shape[0]
     kk = min(k, n)
@@ -154,13 +166,22 @@ def topk(args: SearchArgs, k: int, threads: int) -> tuple[np.ndarray, np.ndarray
         best_index = np.empty((len(q), 0), dtype=np.int64)
         for cs in _blocks(n, _corpus_block_rows(args, len(q))):
             keys = _keys(args, score_block(args, q, corpus[cs]))
+            if allowed is not None:
+                keys[~np.broadcast_to(_allowed_block(allowed, qs, cs), keys.shape)] = -np.inf
             cols = _block_best(keys, min(kk, keys.shape[1]))
             best_keys, best_index = _sorted_best(
                 np.hstack([best_keys, np.take_along_axis(keys, cols, axis=1)]),
                 np.hstack([best_index, cols + cs.start]), kk)
-        scores[qs] = _scores_of(args, best_keys)
-        indices[qs] = best_index
+        _pad(args, best_keys, best_index, scores[qs], indices[qs])
     return scores, indices
+
+
+def _allowed_block(allowed: np.ndarray, qs: slice, cs: slice) -> np.ndarray:
+    """The filter bitmap as booleans for queries ``qs`` x rows ``cs``."""
+    bits = allowed if allowed.shape[0] == 1 else allowed[qs]
+    first_byte = cs.start // 8
+    unpacked = np.unpackbits(bits[:, first_byte:(cs.stop + 7) // 8], axis=1, bitorder="little")
+    return unpacked[:, cs.start - 8 * first_byte:cs.stop - 8 * first_byte].astype(bool)
 
 
 def cdist(args: SearchArgs, threads: int, out: np.ndarray) -> np.ndarray:
@@ -180,10 +201,14 @@ def rescore(args: SearchArgs, candidates: np.ndarray, k: int,
     if kk == 0:
         return scores, indices
     for i in range(nq):
-        rows = candidates[i]
+        # Negative candidates are padding from a filtered first stage.
+        rows = candidates[i][candidates[i] >= 0]
+        keys = np.full((1, m), -np.inf)
+        index = np.full((1, m), -1, dtype=np.int64)
         # Fancy indexing reads only these rows, also from a memmap.
-        keys = _keys(args, score_block(args, args.queries[i:i + 1], args.corpus[rows]))
-        best_keys, best_index = _sorted_best(keys, rows[np.newaxis, :], kk)
-        scores[i] = _scores_of(args, best_keys)[0]
-        indices[i] = best_index[0]
+        keys[:, :len(rows)] = _keys(args, score_block(args, args.queries[i:i + 1],
+                                                      args.corpus[rows]))
+        index[:, :len(rows)] = rows
+        best_keys, best_index = _sorted_best(keys, index, kk)
+        _pad(args, best_keys, best_index, scores[i:i + 1], indices[i:i + 1])
     return scores, indices

@@ -20,3 +20,9 @@ class TopK(NamedTuple):
 
     scores: np.ndarray
     indices: np.ndarray
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Valid results per query: fewer than ``k'`` only where a filtered
+        `Index.search` padded a row with id -1."""
+        return np.count_nonzero(self.indices >= 0, axis=-1)

@@ -29,6 +29,15 @@ struct Problem {
 
 enum class Status { ok, non_finite, interrupted };
 
+// The corpus rows a search may return: bit (r % 8) of byte (r / 8) set means
+// row r is allowed. One bitmap for every query (query_stride 0) or one per
+// query; no bitmap allows every row. Filtered rows are still scored (the
+// kernels stay branch-free); only the top-k selection consults the bits.
+struct RowFilter {
+  const std::uint8_t* bits = nullptr;
+  std::size_t query_stride = 0;  // bytes
+};
+
 // Results per query of topk and rescore: min(k, rows to choose from).
 std::size_t result_count(std::size_t k, std::size_t rows);
 
@@ -37,8 +46,11 @@ bool integer_scores(Pair pair, Metric metric);
 
 // Best k' = min(k, corpus rows) per query, best first, ties to the lower row.
 // `scores` is float* or int32_t* (see integer_scores), both query_rows x k'.
-Status topk(const Problem& problem, std::size_t k, unsigned threads,
-            StopFlag& stop, void* scores, std::int64_t* indices);
+// A query with fewer than k' allowed rows has its row of results padded with
+// index -1 and score NaN (float) or 0 (int32).
+Status topk(const Problem& problem, std::size_t k, const RowFilter& filter,
+            unsigned threads, StopFlag& stop, void* scores,
+            std::int64_t* indices);
 
 // The full query_rows x corpus_rows score matrix, row-major.
 Status cdist(const Problem& problem, unsigned threads, StopFlag& stop,
@@ -46,7 +58,9 @@ Status cdist(const Problem& problem, unsigned threads, StopFlag& stop,
 
 // Re-ranks `candidates` (query_rows x candidate_count row numbers, each in
 // range and distinct within its row, as the caller has checked) against the
-// corpus: best k' = min(k, candidate_count) per query.
+// corpus: best k' = min(k, candidate_count) per query. A negative candidate
+// is padding (a filtered first stage found fewer rows) and is skipped; the
+// results are then padded as topk's are.
 Status rescore(const Problem& problem, const std::int64_t* candidates,
                std::size_t candidate_count, std::size_t k, unsigned threads,
                StopFlag& stop, void* scores, std::int64_t* indices);

@@ -1,0 +1,203 @@
+"""The index file format: a self-describing header and 64-byte-aligned
+sections that can be memory-mapped.
+
+Layout (all integers little-endian)::
+
+    0   8 bytes  magic b"SKINDEX\\0"
+    8   uint32   format version
+    12  uint32   header length H
+    16  uint32   CRC-32 of the header
+    20  zeros up to 64
+    64  H bytes  header: UTF-8 JSON (settings, counts, and for every section
+                 its name, dtype, shape, offset, size and CRC-32)
+    then the sections, each starting at a multiple of 64, the last one ending
+    the file.
+
+A file is written whole to a temporary file in the target's folder, synced,
+then renamed over the target: an interrupted save leaves the old file as it
+was (and at worst a stray temporary file).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+MAGIC = b"SKINDEX\0"
+VERSION = 1
+_PREAMBLE = struct.Struct("<8sIII")
+_ALIGN = 64
+# Sections are written and checksummed in pieces of this size, so saving
+# never needs a second copy of a large array.
+_PIECE_BYTES = 1 << 26
+
+
+class IndexFileError(ValueError):
+    """An index file that cannot be loaded: foreign, truncated, corrupt or too new."""
+
+
+@dataclass(frozen=True)
+class Section:
+    """One array of an index file."""
+
+    name: str
+    array: np.ndarray
+
+
+def _aligned(offset: int) -> int:
+    return -(-offset // _ALIGN) * _ALIGN
+
+
+def _pieces(array: np.ndarray):
+    flat = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+    for start in range(0, len(flat), _PIECE_BYTES):
+        yield flat[start:start + _PIECE_BYTES]
+
+
+def _crc(array: np.ndarray) -> int:
+    crc = 0
+    for piece in _pieces(array):
+        crc = zlib.crc32(piece, crc)
+    return crc
+
+
+def _describe(sections: list[Section], crcs: list[int],
+              first_offset: int) -> list[dict[str, Any]]:
+    described, offset = [], first_offset
+    for section, crc in zip(sections, crcs):
+        array = section.array
+        described.append({"name": section.name, "dtype": array.dtype.str,
+                          "shape": list(array.shape), "offset": offset,
+                          "nbytes": int(array.nbytes), "crc32": crc})
+        offset = _aligned(offset + array.nbytes)
+    return described
+
+
+def _header_bytes(settings: dict[str, Any], sections: list[Section]) -> bytes:
+    crcs = [_crc(section.array) for section in sections]
+    # Section offsets depend on the header's length, which depends on the
+    # offsets' digits: lay out until the length stops changing.
+    length = 0
+    while True:
+        first = _aligned(_ALIGN + length)
+        header = json.dumps({"settings": settings, "sections": _describe(sections, crcs, first)},
+                            sort_keys=True).encode()
+        if len(header) == length:
+            return header
+        length = len(header)
+
+
+def write(path: str | os.PathLike[str], settings: dict[str, Any],
+          sections: list[Section]) -> None:
+    """Writes a complete file next to ``path``, syncs it, then renames it over ``path``."""
+    target = os.path.abspath(os.fspath(path))
+    folder = os.path.dirname(target)
+    header = _header_bytes(settings, sections)
+    layout = json.loads(header)["sections"]
+    handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.",
+                                         suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(_PREAMBLE.pack(MAGIC, VERSION, len(header), zlib.crc32(header)))
+            out.write(bytes(_ALIGN - _PREAMBLE.size))
+            out.write(header)
+            for section, where in zip(sections, layout):
+                out.write(bytes(where["offset"] - out.tell()))
+                for piece in _pieces(section.array):
+                    out.write(piece)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+    _sync_folder(folder)
+
+
+def _sync_folder(folder: str) -> None:
+    """Makes the rename itself durable."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:  # folders cannot be opened on some systems
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def _read_header(path: str, size: int) -> dict[str, Any]:
+    with open(path, "rb") as f:
+        preamble = f.read(_ALIGN)
+        if len(preamble) < _PREAMBLE.size or preamble[:len(MAGIC)] != MAGIC:
+            raise IndexFileError(f"{path} is not a simkernel index file")
+        _, version, length, crc = _PREAMBLE.unpack_from(preamble)
+        if version > VERSION:
+            raise IndexFileError(
+                f"{path} has index format version {version}; this simkernel reads "
+                f"versions up to {VERSION}: upgrade simkernel to load it")
+        if _ALIGN + length > size:
+            raise IndexFileError(f"{path} is truncated: its header runs past the end")
+        header = f.read(length) if len(preamble) == _ALIGN else b""
+    if len(header) != length or zlib.crc32(header) != crc:
+        raise IndexFileError(f"{path} is corrupt: its header checksum does not match")
+    try:
+        return json.loads(header)
+    except ValueError as error:
+        raise IndexFileError(f"{path} is corrupt: unreadable header ({error})") from None
+
+
+def _check_layout(path: str, size: int, header: dict[str, Any]) -> list[dict[str, Any]]:
+    try:
+        sections = header["sections"]
+        end = _ALIGN
+        for s in sections:
+            expected = int(np.prod(s["shape"], dtype=np.int64)) * np.dtype(s["dtype"]).itemsize
+            if s["offset"] % _ALIGN or s["offset"] < end or s["nbytes"] != expected:
+                raise IndexFileError(f"{path} is corrupt: section {s['name']!r} is misplaced")
+            end = s["offset"] + s["nbytes"]
+    except (KeyError, TypeError) as error:
+        raise IndexFileError(f"{path} is corrupt: header lacks {error}") from None
+    if end > size:
+        raise IndexFileError(f"{path} is truncated: {size} bytes, its sections need {end}")
+    if end < size:
+        raise IndexFileError(f"{path} is corrupt: {size - end} bytes follow its last section")
+    return sections
+
+
+def read(path: str | os.PathLike[str], mmap: bool,
+         verify: bool) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The settings and the sections of an index file.
+
+    With ``mmap`` the sections are read-only memory maps and nothing past the
+    header is read unless ``verify``; without it, they are read and verified.
+    """
+    path = os.fspath(path)
+    size = os.path.getsize(path)
+    header = _read_header(path, size)
+    arrays = {}
+    for s in _check_layout(path, size, header):
+        dtype, shape = np.dtype(s["dtype"]), tuple(s["shape"])
+        if s["nbytes"] == 0:
+            array = np.empty(shape, dtype)
+        elif mmap:
+            array = np.memmap(path, dtype=dtype, mode="r", offset=s["offset"], shape=shape)
+        else:
+            array = np.fromfile(path, dtype=dtype, count=int(np.prod(shape)),
+                                offset=s["offset"]).reshape(shape)
+        if (verify or not mmap) and _crc(array) != s["crc32"]:
+            raise IndexFileError(f"{path} is corrupt: section {s['name']!r} fails its checksum")
+        arrays[s["name"]] = array
+    if not isinstance(header.get("settings"), dict):
+        raise IndexFileError(f"{path} is corrupt: header lacks settings")
+    return header["settings"], arrays
