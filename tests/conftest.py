@@ -41,3 +41,14 @@ def numpy_answer(function, *args, **kwargs):
         return function(*args, **kwargs)
     finally:
         _backend.set_active(previous)
+
+
+@pytest.fixture(params=["few pieces", "many pieces"])
+def index_pieces(request, monkeypatch):
+    """Runs an Index test as is, and again with a tail piece of 4 rows, so
+    storage is split in many pieces that the kernels search as one."""
+    if request.param == "many pieces":
+        from simkernel import index
+        monkeypatch.setattr(index, "_TAIL_BYTES", 1)
+        monkeypatch.setattr(index, "_TAIL_MIN_ROWS", 4)
+    return request.param

@@ -19,6 +19,9 @@ STORAGE_CASES = [("float32", None), ("float16", None), ("int8", None), ("binary"
 FLOAT_METRICS = ["cosine", "dot", "sqeuclidean", "l2"]
 
 
+pytestmark = pytest.mark.usefixtures("index_pieces")
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(2024)

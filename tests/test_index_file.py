@@ -21,6 +21,9 @@ CASES = [("cosine", "float32", None), ("l2", "float16", None), ("dot", "int8", "
          ("cosine", "binary", "int8"), ("hamming", "binary", None)]
 
 
+pytestmark = pytest.mark.usefixtures("index_pieces")
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(99)
@@ -113,8 +116,8 @@ def test_a_failed_save_leaves_the_previous_file(rng, tmp_path, monkeypatch):
     old.save(path)
     before = path.read_bytes()
 
-    def failing_pieces(array):
-        yield np.ascontiguousarray(array).reshape(-1).view(np.uint8)[:10]
+    def failing_pieces(arrays):
+        yield np.ascontiguousarray(arrays[0]).reshape(-1).data[:10]
         raise OSError("disk full")
 
     monkeypatch.setattr(_index_file, "_pieces", failing_pieces)
@@ -132,8 +135,8 @@ KILLED_SAVE = textwrap.dedent("""
 
     # A slow disk: the save is still writing when the parent kills this process.
     original = _index_file._pieces
-    def slow_pieces(array):
-        for piece in original(array):
+    def slow_pieces(arrays):
+        for piece in original(arrays):
             time.sleep(0.01)
             yield piece
     _index_file._PIECE_BYTES = 1 << 16

@@ -71,13 +71,24 @@ Matrix as_matrix(const py::array& a, char kind, std::size_t dim,
   return {a.data(), a.strides(0), static_cast<std::size_t>(a.shape(0))};
 }
 
-Problem make_problem(const py::array& queries, const py::array& corpus,
+// The corpus is an array, or a list of arrays searched as one (an Index's
+// pieces); the arrays stay alive in the caller's hands for the whole call.
+Problem make_problem(const py::array& queries, const py::object& corpus,
                      const std::string& pair, const std::string& metric,
                      std::size_t dim) {
   const PairInfo& info = pair_info(pair);
+  py::list given = py::isinstance<py::list>(corpus) ? corpus.cast<py::list>() : py::list();
+  if (!py::isinstance<py::list>(corpus)) given.append(corpus);
+  std::vector<Matrix> pieces;
+  for (const py::handle& piece : given) {
+    // Borrowed, never converted: a converted temporary would not outlive this line.
+    if (!py::isinstance<py::array>(piece)) throw py::type_error("corpus must be numpy arrays");
+    pieces.push_back(as_matrix(py::reinterpret_borrow<py::array>(piece), info.corpus_kind,
+                               dim, "corpus"));
+  }
   return {info.pair, parse_metric(metric),
-          as_matrix(queries, info.query_kind, dim, "queries"),
-          as_matrix(corpus, info.corpus_kind, dim, "corpus"), dim};
+          as_matrix(queries, info.query_kind, dim, "queries"), Corpus(std::move(pieces)),
+          dim};
 }
 
 // A top-k call's (scores, indices), allocated while the GIL is held; the
@@ -142,7 +153,7 @@ RowFilter as_filter(const std::optional<py::array_t<std::uint8_t, py::array::c_s
   return {bits.data(), bits.shape(0) == 1 ? 0 : bytes};
 }
 
-py::tuple topk_binding(const py::array& queries, const py::array& corpus,
+py::tuple topk_binding(const py::array& queries, const py::object& corpus,
                        const std::string& pair, const std::string& metric,
                        std::size_t dim, std::size_t k, int threads,
                        const std::optional<py::array_t<std::uint8_t, py::array::c_style>>& allowed) {
@@ -156,7 +167,7 @@ py::tuple topk_binding(const py::array& queries, const py::array& corpus,
   return out.as_tuple();
 }
 
-void cdist_binding(const py::array& queries, const py::array& corpus,
+void cdist_binding(const py::array& queries, const py::object& corpus,
                    const std::string& pair, const std::string& metric,
                    std::size_t dim, int threads, py::array& out) {
   Problem p = make_problem(queries, corpus, pair, metric, dim);
@@ -179,7 +190,7 @@ void cdist_binding(const py::array& queries, const py::array& corpus,
 
 py::tuple rescore_binding(const py::array& queries,
                           const py::array_t<std::int64_t, py::array::c_style>& candidates,
-                          const py::array& vectors, const std::string& pair,
+                          const py::object& vectors, const std::string& pair,
                           const std::string& metric, std::size_t dim,
                           std::size_t k, int threads) {
   Problem p = make_problem(queries, vectors, pair, metric, dim);

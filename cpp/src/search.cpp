@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "simkernel/dispatch.hpp"
@@ -28,6 +29,27 @@ std::size_t ceil_div(std::size_t a, std::size_t b) { return (a + b - 1) / b; }
 const void* row_at(const Matrix& m, std::size_t i) {
   return static_cast<const char*>(m.data) +
          static_cast<std::ptrdiff_t>(i) * m.row_stride;
+}
+
+// A run of at most kCorpusBlock rows inside one corpus piece: the unit of
+// work that the drivers score, in increasing row order.
+struct Block {
+  const void* first;
+  std::ptrdiff_t stride;
+  std::size_t row;  // corpus row number of `first`
+  std::size_t rows;
+};
+
+std::vector<Block> blocks_of(const Corpus& corpus) {
+  std::vector<Block> blocks;
+  for (std::size_t p = 0; p < corpus.pieces.size(); ++p) {
+    const Matrix& piece = corpus.pieces[p];
+    for (std::size_t r = 0; r < piece.rows; r += kCorpusBlock) {
+      blocks.push_back({row_at(piece, r), piece.row_stride, corpus.starts[p] + r,
+                        std::min(kCorpusBlock, piece.rows - r)});
+    }
+  }
+  return blocks;
 }
 
 bool integer_pair(Pair pair) {
@@ -358,6 +380,20 @@ struct Run {
 
 }  // namespace
 
+Corpus::Corpus(std::vector<Matrix> corpus_pieces) : pieces(std::move(corpus_pieces)) {
+  for (const Matrix& piece : pieces) {
+    starts.push_back(rows);
+    rows += piece.rows;
+  }
+}
+
+const void* Corpus::row(std::size_t i) const {
+  // The last piece starting at or before row i holds it.
+  std::size_t p = static_cast<std::size_t>(
+      std::upper_bound(starts.begin(), starts.end(), i) - starts.begin() - 1);
+  return row_at(pieces[p], i - starts[p]);
+}
+
 std::size_t result_count(std::size_t k, std::size_t rows) {
   return std::min(k, rows);
 }
@@ -382,10 +418,10 @@ Status topk(const Problem& p, std::size_t k, const RowFilter& filter,
   // corpus blocks in increasing order, and each block, while in cache, is
   // scored against every query of the chunk. Each worker keeps its own heaps;
   // they are merged at the end.
-  std::size_t corpus_blocks = ceil_div(n, kCorpusBlock);
-  std::size_t slices = std::min<std::size_t>(corpus_blocks, 4 * run.threads);
-  std::size_t blocks_per_slice = ceil_div(corpus_blocks, slices);
-  slices = ceil_div(corpus_blocks, blocks_per_slice);
+  std::vector<Block> blocks = blocks_of(p.corpus);
+  std::size_t slices = std::min<std::size_t>(blocks.size(), 4 * run.threads);
+  std::size_t blocks_per_slice = ceil_div(blocks.size(), slices);
+  slices = ceil_div(blocks.size(), blocks_per_slice);
   std::size_t chunk_size = std::min(nq, kQueryChunk);
   std::vector<TopK> heaps(run.threads * chunk_size, TopK(kk));
 
@@ -395,15 +431,14 @@ Status topk(const Problem& p, std::size_t k, const RowFilter& filter,
     parallel_for(slices, run.threads, [&](std::size_t slice, unsigned worker) {
       TileScorer& scorer = run.scorers[worker];
       TopK* mine = &heaps[worker * chunk_size];
-      std::size_t c_end = std::min(n, (slice + 1) * blocks_per_slice * kCorpusBlock);
-      for (std::size_t c0 = slice * blocks_per_slice * kCorpusBlock; c0 < c_end;
-           c0 += kCorpusBlock) {
-        std::size_t cn = std::min(kCorpusBlock, c_end - c0);
+      std::size_t b_end = std::min(blocks.size(), (slice + 1) * blocks_per_slice);
+      for (std::size_t b = slice * blocks_per_slice; b < b_end; ++b) {
+        const Block& block = blocks[b];
+        std::size_t c0 = block.row, cn = block.rows;
         for (std::size_t q0 = 0; q0 < chunk_rows; q0 += kQueryBlock) {
           if (stop.stopped(worker) || run.non_finite.load()) return;
           std::size_t qn = std::min(kQueryBlock, chunk_rows - q0);
-          if (!scorer.score(chunk + q0, qn, row_at(p.corpus, c0),
-                            p.corpus.row_stride, cn)) {
+          if (!scorer.score(chunk + q0, qn, block.first, block.stride, cn)) {
             run.non_finite.store(true);
             return;
           }
@@ -440,16 +475,15 @@ Status cdist(const Problem& p, unsigned threads, StopFlag& stop,
   if (nq == 0 || n == 0) return Status::ok;
   Run run(p, threads);
   if (!run.finite) return Status::non_finite;
-  std::size_t corpus_blocks = ceil_div(n, kCorpusBlock);
+  std::vector<Block> blocks = blocks_of(p.corpus);
 
-  parallel_for(corpus_blocks, run.threads, [&](std::size_t block, unsigned worker) {
+  parallel_for(blocks.size(), run.threads, [&](std::size_t b, unsigned worker) {
     TileScorer& scorer = run.scorers[worker];
-    std::size_t c0 = block * kCorpusBlock;
-    std::size_t cn = std::min(kCorpusBlock, n - c0);
+    std::size_t c0 = blocks[b].row, cn = blocks[b].rows;
     for (std::size_t q0 = 0; q0 < nq; q0 += kQueryBlock) {
       if (stop.stopped(worker) || run.non_finite.load()) return;
       std::size_t qn = std::min(kQueryBlock, nq - q0);
-      if (!scorer.score(q0, qn, row_at(p.corpus, c0), p.corpus.row_stride, cn)) {
+      if (!scorer.score(q0, qn, blocks[b].first, blocks[b].stride, cn)) {
         run.non_finite.store(true);
         return;
       }
@@ -487,7 +521,7 @@ Status rescore(const Problem& p, const std::int64_t* candidates,
     for (std::size_t j = 0; j < candidate_count; ++j) {
       std::int64_t row = candidates[q * candidate_count + j];
       if (row < 0) continue;
-      if (!scorer.score(q, 1, row_at(p.corpus, static_cast<std::size_t>(row)), 0, 1)) {
+      if (!scorer.score(q, 1, p.corpus.row(static_cast<std::size_t>(row)), 0, 1)) {
         run.non_finite.store(true);
         return;
       }

@@ -26,7 +26,7 @@ import struct
 import tempfile
 import zlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -45,25 +45,41 @@ class IndexFileError(ValueError):
 
 @dataclass(frozen=True)
 class Section:
-    """One array of an index file."""
+    """One array of an index file, given as pieces written one after another
+    (rows of one dtype and width)."""
 
     name: str
-    array: np.ndarray
+    arrays: Sequence[np.ndarray]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.arrays[0].dtype
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (sum(map(len, self.arrays)),) + self.arrays[0].shape[1:]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self.arrays)
 
 
 def _aligned(offset: int) -> int:
     return -(-offset // _ALIGN) * _ALIGN
 
 
-def _pieces(array: np.ndarray):
-    flat = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
-    for start in range(0, len(flat), _PIECE_BYTES):
-        yield flat[start:start + _PIECE_BYTES]
+def _pieces(arrays: Sequence[np.ndarray]) -> Iterator[memoryview]:
+    """The arrays' bytes in order, a bounded piece at a time."""
+    for array in arrays:
+        row_bytes = max(1, array.itemsize * int(np.prod(array.shape[1:])))
+        step = max(1, _PIECE_BYTES // row_bytes)
+        for start in range(0, len(array), step):
+            yield np.ascontiguousarray(array[start:start + step]).reshape(-1).data
 
 
-def _crc(array: np.ndarray) -> int:
+def _crc(arrays: Sequence[np.ndarray]) -> int:
     crc = 0
-    for piece in _pieces(array):
+    for piece in _pieces(arrays):
         crc = zlib.crc32(piece, crc)
     return crc
 
@@ -72,16 +88,15 @@ def _describe(sections: list[Section], crcs: list[int],
               first_offset: int) -> list[dict[str, Any]]:
     described, offset = [], first_offset
     for section, crc in zip(sections, crcs):
-        array = section.array
-        described.append({"name": section.name, "dtype": array.dtype.str,
-                          "shape": list(array.shape), "offset": offset,
-                          "nbytes": int(array.nbytes), "crc32": crc})
-        offset = _aligned(offset + array.nbytes)
+        described.append({"name": section.name, "dtype": section.dtype.str,
+                          "shape": list(section.shape), "offset": offset,
+                          "nbytes": section.nbytes, "crc32": crc})
+        offset = _aligned(offset + section.nbytes)
     return described
 
 
 def _header_bytes(settings: dict[str, Any], sections: list[Section]) -> bytes:
-    crcs = [_crc(section.array) for section in sections]
+    crcs = [_crc(section.arrays) for section in sections]
     # Section offsets depend on the header's length, which depends on the
     # offsets' digits: lay out until the length stops changing.
     length = 0
@@ -110,7 +125,7 @@ def write(path: str | os.PathLike[str], settings: dict[str, Any],
             out.write(header)
             for section, where in zip(sections, layout):
                 out.write(bytes(where["offset"] - out.tell()))
-                for piece in _pieces(section.array):
+                for piece in _pieces(section.arrays):
                     out.write(piece)
             out.flush()
             os.fsync(out.fileno())
@@ -195,7 +210,7 @@ def read(path: str | os.PathLike[str], mmap: bool,
         else:
             array = np.fromfile(path, dtype=dtype, count=int(np.prod(shape)),
                                 offset=s["offset"]).reshape(shape)
-        if (verify or not mmap) and _crc(array) != s["crc32"]:
+        if (verify or not mmap) and _crc([array]) != s["crc32"]:
             raise IndexFileError(f"{path} is corrupt: section {s['name']!r} fails its checksum")
         arrays[s["name"]] = array
     if not isinstance(header.get("settings"), dict):

@@ -8,7 +8,7 @@ dimension. Errors name the argument and the shapes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
@@ -35,12 +35,52 @@ _CORPUS_KINDS = {np.dtype(np.float32): "f32", np.dtype(np.float16): "f16",
 _ACCEPTED = "float32, float16, float64, int8 (codes) or uint8 (bit-packed)"
 
 
+class Pieces:
+    """Rows of several arrays of one element type and width, numbered across
+    them in order: a corpus searched as one without being concatenated (an
+    Index's storage). Indexing by a slice or by row numbers gives one array."""
+
+    def __init__(self, arrays: Sequence[np.ndarray]) -> None:
+        if not arrays or len({(a.dtype, a.shape[1:]) for a in arrays}) != 1:
+            raise ValueError("pieces must be one or more arrays of one dtype and width")
+        self.arrays = list(arrays)
+        self.starts = np.cumsum([0] + [len(a) for a in self.arrays])
+        self.dtype = self.arrays[0].dtype
+        self.shape = (int(self.starts[-1]),) + self.arrays[0].shape[1:]
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows: Union[slice, np.ndarray]) -> np.ndarray:
+        if isinstance(rows, slice):
+            start, stop, step = rows.indices(len(self))
+            assert step == 1
+            parts = [a[max(start - s, 0):max(stop - s, 0)]
+                     for a, s in zip(self.arrays, self.starts)]
+            filled = [part for part in parts if len(part)]
+            return filled[0] if len(filled) == 1 else np.concatenate(parts)
+        rows = np.asarray(rows, dtype=np.int64)
+        piece = np.searchsorted(self.starts, rows, side="right") - 1
+        out = np.empty((len(rows),) + self.shape[1:], self.dtype)
+        for p in np.unique(piece):
+            chosen = piece == p
+            out[chosen] = self.arrays[p][rows[chosen] - self.starts[p]]
+        return out
+
+    def columns(self, width: int) -> "Pieces":
+        """The first ``width`` columns of every row, as views."""
+        return Pieces([a[:, :width] for a in self.arrays])
+
+
+Corpus = Union[np.ndarray, Pieces]
+
+
 @dataclass(frozen=True)
 class SearchArgs:
     """A checked (queries, corpus) pair, ready for a backend."""
 
     queries: np.ndarray
-    corpus: np.ndarray
+    corpus: Corpus
     pair: str
     metric: str
     dim: int
@@ -99,7 +139,7 @@ def _queries_2d(queries: object) -> tuple[np.ndarray, bool]:
     return array, False
 
 
-def _pair_of(q: np.ndarray, c: np.ndarray, query_name: str, corpus_name: str) -> str:
+def _pair_of(q: np.ndarray, c: Corpus, query_name: str, corpus_name: str) -> str:
     q_kind, c_kind = _CORPUS_KINDS[q.dtype], _CORPUS_KINDS[c.dtype]
     if q_kind == "f32":
         return f"f32_{c_kind}"
@@ -120,7 +160,7 @@ def _pair_of(q: np.ndarray, c: np.ndarray, query_name: str, corpus_name: str) ->
         f"pass float queries to search bits asymmetrically.")
 
 
-def _dimension(pair: str, q: np.ndarray, c: np.ndarray, query_name: str,
+def _dimension(pair: str, q: np.ndarray, c: Corpus, query_name: str,
                corpus_name: str) -> int:
     d = q.shape[1]
     if pair == "f32_bits":
@@ -144,7 +184,11 @@ def prepare(queries: object, corpus: object, metric: object, *,
     metric = check_metric(metric)
     q_raw, one_query = _queries_2d(queries)
     q = _as_rows(q_raw, query_name, widen_queries=True)
-    c = _as_rows(corpus, corpus_name, widen_queries=False)
+    c: Corpus
+    if isinstance(corpus, Pieces):
+        c = Pieces([_as_rows(a, corpus_name, widen_queries=False) for a in corpus.arrays])
+    else:
+        c = _as_rows(corpus, corpus_name, widen_queries=False)
     pair = _pair_of(q, c, query_name, corpus_name)
     if metric not in PAIR_METRICS[pair]:
         raise ValueError(_metric_mismatch(metric, pair, q, c, query_name, corpus_name))
@@ -156,7 +200,7 @@ def prepare(queries: object, corpus: object, metric: object, *,
     return SearchArgs(q, c, pair, metric, dim, one_query, corpus_name, query_name)
 
 
-def _metric_mismatch(metric: str, pair: str, q: np.ndarray, c: np.ndarray,
+def _metric_mismatch(metric: str, pair: str, q: np.ndarray, c: Corpus,
                      query_name: str, corpus_name: str) -> str:
     valid = ", ".join(PAIR_METRICS[pair])
     if metric == "hamming":
@@ -198,8 +242,9 @@ def non_finite_error(args: SearchArgs) -> ValueError:
     Only called once a kernel has seen a non-finite score, so the extra pass
     over the inputs costs nothing on the normal path.
     """
-    for array, name in ((args.queries, args.query_name), (args.corpus, args.corpus_name)):
-        if array.dtype.kind == "f" and not np.isfinite(array).all():
+    corpus = args.corpus.arrays if isinstance(args.corpus, Pieces) else [args.corpus]
+    for arrays, name in (([args.queries], args.query_name), (corpus, args.corpus_name)):
+        if any(a.dtype.kind == "f" and not np.isfinite(a).all() for a in arrays):
             return ValueError(f"{name} contains NaN or infinity")
     return ValueError(
         f"scores overflowed float32: values in {args.query_name} or "

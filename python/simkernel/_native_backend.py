@@ -8,7 +8,7 @@ from typing import Iterator, Optional
 import numpy as np
 
 from . import _core  # type: ignore[attr-defined]  # ImportError where it cannot load
-from ._inputs import SearchArgs, non_finite_error
+from ._inputs import Corpus, Pieces, SearchArgs, non_finite_error
 
 name = "native"
 
@@ -22,21 +22,26 @@ def _naming_non_finite(args: SearchArgs) -> Iterator[None]:
         raise non_finite_error(args) from None
 
 
+def _pieces(corpus: Corpus) -> object:
+    """The corpus as the core takes it: an array, or a list of pieces."""
+    return corpus.arrays if isinstance(corpus, Pieces) else corpus
+
+
 def topk(args: SearchArgs, k: int, threads: int,
          allowed: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
     with _naming_non_finite(args):
-        return _core.topk(args.queries, args.corpus, args.pair, args.metric, args.dim, k,
+        return _core.topk(args.queries, _pieces(args.corpus), args.pair, args.metric, args.dim, k,
                           threads, allowed)
 
 
 def cdist(args: SearchArgs, threads: int, out: np.ndarray) -> np.ndarray:
     with _naming_non_finite(args):
-        _core.cdist(args.queries, args.corpus, args.pair, args.metric, args.dim, threads, out)
+        _core.cdist(args.queries, _pieces(args.corpus), args.pair, args.metric, args.dim, threads, out)
     return out
 
 
 def rescore(args: SearchArgs, candidates: np.ndarray, k: int,
             threads: int) -> tuple[np.ndarray, np.ndarray]:
     with _naming_non_finite(args):
-        return _core.rescore(args.queries, candidates, args.corpus, args.pair, args.metric,
+        return _core.rescore(args.queries, candidates, _pieces(args.corpus), args.pair, args.metric,
                              args.dim, k, threads)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Optional, Sequence, Union
+from typing import Any, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -24,7 +24,7 @@ from numpy.typing import ArrayLike
 from . import _backend, _index_file
 from ._checks import positive_int
 from ._index_file import IndexFileError, Section
-from ._inputs import check_k, check_metric, prepare
+from ._inputs import Pieces, check_k, check_metric, prepare
 from ._threads import resolve_threads
 from ._types import TopK
 from .quantize import Int8Quantizer, binary_quantize
@@ -36,6 +36,10 @@ _DTYPES = {"float32": np.float32, "float16": np.float16, "int8": np.int8, "binar
 # gathering those rows (a shared list) or scoring them one by one (per-query
 # lists): cheaper than scanning every row through the bitmap.
 _SPARSE_SHARE = 1 / 16
+# Rows added in small batches are gathered in a tail piece of this many bytes
+# (and at least this many rows).
+_TAIL_BYTES = 1 << 25
+_TAIL_MIN_ROWS = 64
 # remove() reclaims the space of dead rows once they are this share of all.
 _DEAD_SHARE = 0.25
 
@@ -43,8 +47,8 @@ Allow = Union[ArrayLike, Sequence[ArrayLike], None]
 
 
 class _Growable:
-    """An array that grows along its first axis by doubling its capacity, so
-    n rows added in any batches cost O(n) copying in all."""
+    """A 1-D array that grows by doubling its capacity, so n values appended
+    in any batches cost O(n) copying in all."""
 
     def __init__(self, initial: np.ndarray) -> None:
         self._data = initial
@@ -54,20 +58,80 @@ class _Growable:
     def array(self) -> np.ndarray:
         return self._data[:self.count]
 
-    def append(self, block: np.ndarray) -> None:
-        needed = self.count + len(block)
+    def append(self, values: np.ndarray) -> None:
+        needed = self.count + len(values)
         # A loaded memory map is read-only: the first append copies it out.
         if needed > len(self._data) or not self._data.flags.writeable:
-            grown = np.empty((max(needed, 2 * len(self._data)),) + self._data.shape[1:],
-                             self._data.dtype)
+            grown = np.empty(max(needed, 2 * len(self._data)), self._data.dtype)
             grown[:self.count] = self.array
             self._data = grown
-        self._data[self.count:needed] = block
+        self._data[self.count:needed] = values
         self.count = needed
 
     def replace(self, array: np.ndarray) -> None:
         self._data = array
         self.count = len(array)
+
+
+class _Store:
+    """One representation of the vectors, in pieces that are never copied
+    again once written (the core searches pieces as one corpus).
+
+    A batch of at least half a tail becomes a piece of its own; smaller ones
+    fill a tail piece of fixed capacity, sealed when full. So every row is
+    copied once, pieces stay few, and a loaded memory map stays mapped
+    however much is added after it. Views handed to a search stay valid.
+    """
+
+    def __init__(self, kind: str, dim: int) -> None:
+        self.dtype = np.dtype(_DTYPES[kind])
+        self.width = (dim + 7) // 8 if kind == "binary" else dim
+        self.pieces: list[np.ndarray] = []
+        self._tail: Optional[np.ndarray] = None
+        self._tail_count = 0
+        self._tail_rows = max(_TAIL_MIN_ROWS, _TAIL_BYTES // (self.width * self.dtype.itemsize))
+
+    @property
+    def count(self) -> int:
+        return sum(map(len, self.pieces)) + self._tail_count
+
+    def view(self) -> Pieces:
+        arrays = list(self.pieces)
+        if self._tail is not None:
+            arrays.append(self._tail[:self._tail_count])
+        return Pieces(arrays or [np.empty((0, self.width), self.dtype)])
+
+    def append(self, block: np.ndarray) -> None:
+        if len(block) >= self._tail_rows // 2:
+            self._seal()
+            self.pieces.append(np.array(block, dtype=self.dtype))  # a copy of its own
+            return
+        while len(block):
+            if self._tail is None:
+                self._tail = np.empty((self._tail_rows, self.width), self.dtype)
+            room = self._tail_rows - self._tail_count
+            self._tail[self._tail_count:self._tail_count + len(block[:room])] = block[:room]
+            self._tail_count += len(block[:room])
+            block = block[room:]
+            if self._tail_count == self._tail_rows:
+                self._seal()
+
+    def _seal(self) -> None:
+        if self._tail is not None and self._tail_count:
+            self.pieces.append(self._tail[:self._tail_count])
+        self._tail, self._tail_count = None, 0
+
+    def replace(self, array: np.ndarray) -> None:
+        self.pieces = [array]
+        self._tail, self._tail_count = None, 0
+
+
+class _State(NamedTuple):
+    """What one search sees: taken at its start, unchanged by later changes."""
+
+    ids: np.ndarray
+    alive: Optional[np.ndarray]  # None: every row is alive
+    stores: dict[str, Pieces]
 
 
 def _float_rows(x: ArrayLike, name: str, dim: int) -> tuple[np.ndarray, bool]:
@@ -87,9 +151,11 @@ def _float_rows(x: ArrayLike, name: str, dim: int) -> tuple[np.ndarray, bool]:
 
 
 def _normalized(x: np.ndarray) -> np.ndarray:
-    norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))
-    scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
-    return (x * scale[:, None]).astype(np.float32)
+    """Rows scaled to unit length (zero rows stay zero). float32 sums are
+    accurate to about 1e-6 here, far inside the cosine tolerance."""
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x))
+    scale = np.divide(np.float32(1), norms, out=np.zeros_like(norms), where=norms > 0)
+    return x * scale[:, None]
 
 
 class Index:
@@ -148,9 +214,9 @@ class Index:
         self.quantizer = quantizer
         self._lock = threading.RLock()
         self._ids = _Growable(np.empty(0, np.int64))
-        self._stores = {"primary": self._empty_store(dtype)}
+        self._stores = {"primary": _Store(dtype, self.dim)}
         if rescore is not None:
-            self._stores["rescore"] = self._empty_store(rescore)
+            self._stores["rescore"] = _Store(rescore, self.dim)
         self._alive: Optional[np.ndarray] = None  # None: every row is alive
         self._dead = 0
         self._next_id = 0
@@ -165,7 +231,8 @@ class Index:
     @property
     def nbytes(self) -> int:
         """Bytes of stored rows and ids (removed rows included until compacted)."""
-        return self._ids.array.nbytes + sum(s.array.nbytes for s in self._stores.values())
+        return self._ids.array.nbytes + sum(
+            s.count * s.width * s.dtype.itemsize for s in self._stores.values())
 
     @property
     def ids(self) -> np.ndarray:
@@ -185,24 +252,27 @@ class Index:
                 f"rescore={self.rescore!r}, rescore_factor={self.rescore_factor}): "
                 f"{len(self)} vectors, {stored}, {self.nbytes / 2**20:.1f} MiB")
 
-    def _empty_store(self, kind: str) -> _Growable:
-        width = (self.dim + 7) // 8 if kind == "binary" else self.dim
-        return _Growable(np.empty((0, width), _DTYPES[kind]))
+    def _state(self) -> _State:
+        with self._lock:
+            return _State(self._ids.array, self._alive,
+                          {name: store.view() for name, store in self._stores.items()})
 
     def _kind(self, store: str) -> str:
         return self.dtype if store == "primary" else str(self.rescore)
 
     # -- ids -------------------------------------------------------------------
 
-    def _find(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """For each id: its row, whether a row holds it, whether that row is alive."""
-        stored = self._ids.array
+    def _find(self, ids: np.ndarray,
+              state: Optional[_State] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For each id: its row, whether a row holds it, whether that row is
+        alive (in ``state``, default the index as it is now)."""
+        stored, alive_rows = (self._ids.array, self._alive) if state is None else state[:2]
         if len(stored) == 0:
             nowhere = np.zeros(len(ids), bool)
             return np.zeros(len(ids), np.int64), nowhere, nowhere
         rows = np.minimum(np.searchsorted(stored, ids), len(stored) - 1)
         found = stored[rows] == ids
-        alive = found if self._alive is None else found & self._alive[rows]
+        alive = found if alive_rows is None else found & alive_rows[rows]
         return rows, found, alive
 
     @staticmethod
@@ -214,12 +284,12 @@ class Index:
             raise TypeError(f"{name} must be integers, got dtype {array.dtype}")
         return array.astype(np.int64)
 
-    def _live_rows(self, ids: ArrayLike, name: str = "ids") -> np.ndarray:
-        wanted = self._id_array(ids, name)
-        rows, _, alive = self._find(wanted)
+    def _live_rows(self, ids: ArrayLike, state: Optional[_State] = None) -> np.ndarray:
+        wanted = self._id_array(ids)
+        rows, _, alive = self._find(wanted, state)
         if not alive.all():
             missing = wanted[~alive][:5].tolist()
-            raise KeyError(f"{name} not in the index: {missing}"
+            raise KeyError(f"ids not in the index: {missing}"
                            f"{' ...' if (~alive).sum() > 5 else ''}")
         return rows
 
@@ -279,11 +349,12 @@ class Index:
                        for name in self._stores}
             # Everything that can fail has: the index changes from here on.
             self.quantizer = quantizer
-            _, found, alive = self._find(new)
-            if alive.any():
-                self._mark_dead(self._find(new[alive])[0])
-            if found.any():
-                self.compact()  # a dead row still holds one of these ids
+            if ids is not None:  # automatic ids are new by construction
+                _, found, alive = self._find(new)
+                if alive.any():
+                    self._mark_dead(self._find(new[alive])[0])
+                if found.any():
+                    self.compact()  # a dead row still holds one of these ids
             self._append(new, encoded)
             self._next_id = max(self._next_id, int(new.max()) + 1)
         return new
@@ -301,16 +372,16 @@ class Index:
         return x
 
     def _append(self, new: np.ndarray, encoded: dict[str, np.ndarray]) -> None:
-        order = np.argsort(new, kind="stable")
-        in_order = bool((order == np.arange(len(order))).all())
-        new_ids = new if in_order else new[order]
-        stored = self._ids.array
+        in_order = bool((new[1:] > new[:-1]).all())
+        order = None if in_order else np.argsort(new)
+        new_ids = new if order is None else new[order]
+        largest = self._ids.array[-1] if self._ids.count else -1
         self._ids.append(new_ids)
         for name, rows in encoded.items():
-            self._stores[name].append(rows if in_order else rows[order])
+            self._stores[name].append(rows if order is None else rows[order])
         if self._alive is not None:
             self._alive = np.concatenate([self._alive, np.ones(len(new), bool)])
-        if len(stored) and new_ids[0] < stored[-1]:
+        if new_ids[0] < largest:
             # Ids below the largest so far: rows are put back in id order (one copy).
             self._take(np.argsort(self._ids.array, kind="stable"))
 
@@ -318,14 +389,15 @@ class Index:
         """Keeps only ``rows`` (a permutation or a subset), in that order."""
         self._ids.replace(self._ids.array[rows])
         for store in self._stores.values():
-            store.replace(store.array[rows])
+            store.replace(store.view()[rows])
         if self._alive is not None:
             self._alive = self._alive[rows]
 
     def _mark_dead(self, rows: np.ndarray) -> None:
-        if self._alive is None:
-            self._alive = np.ones(self._ids.count, bool)
-        self._alive[rows] = False
+        # A new mask, not a change to the old one, which searches may be reading.
+        alive = np.ones(self._ids.count, bool) if self._alive is None else self._alive.copy()
+        alive[rows] = False
+        self._alive = alive
         self._dead += len(rows)
 
     def remove(self, ids: ArrayLike) -> None:
@@ -357,10 +429,11 @@ class Index:
         finest storage it has (bits decode to +1 / -1).
         """
         one = np.ndim(ids) == 0
-        rows = self._live_rows(np.atleast_1d(ids))
+        state = self._state()
+        rows = self._live_rows(np.atleast_1d(ids), state)
         name = "rescore" if "rescore" in self._stores else "primary"
         kind = self._kind(name)
-        stored = self._stores[name].array[rows]
+        stored = state.stores[name][rows]
         if kind == "int8":
             assert self.quantizer is not None
             vectors = self.quantizer.decode(stored)
@@ -410,22 +483,25 @@ class Index:
         dims = self._check_dims(dims)
         if refine is None:
             refine = self.rescore is not None or dims is not None
-        columns = min(k, len(self))
+        state = self._state()
+        live = len(state.ids) - (0 if state.alive is None else
+                                 len(state.alive) - np.count_nonzero(state.alive))
+        columns = min(k, live)
         scores = np.full((len(q), columns), np.nan, np.float32)
         ids = np.full((len(q), columns), -1, np.int64)
         if columns:
-            final = "rescore" if "rescore" in self._stores else "primary"
+            final = "rescore" if "rescore" in state.stores else "primary"
             wanted = k * self.rescore_factor if refine else k
-            found_scores, rows = self._first_stage(q, wanted, dims, allow, threads)
+            found_scores, rows = self._first_stage(state, q, wanted, dims, allow, threads)
             if refine:
-                found_scores, rows = self._rescore(final, q, rows, k, threads)
+                found_scores, rows = self._rescore(state, final, q, rows, k, threads)
             # A stage may return fewer columns (a short allow-list) or more
             # (dead rows counted): the rest of each row stays padding.
             width = min(columns, rows.shape[1])
             rows = rows[:, :width]
             valid = rows >= 0
             scores[:, :width] = np.where(valid, found_scores[:, :width], np.nan)
-            ids[:, :width] = np.where(valid, self._ids.array[np.where(valid, rows, 0)], -1)
+            ids[:, :width] = np.where(valid, state.ids[np.where(valid, rows, 0)], -1)
         return TopK(scores[0] if one else scores, ids[0] if one else ids)
 
     def _check_dims(self, dims: Optional[int]) -> Optional[int]:
@@ -467,23 +543,24 @@ class Index:
             return prefix, "dot", 1.0
         return prefix, self.metric, 1.0
 
-    def _search_store(self, store: str, q: np.ndarray, dims: Optional[int]):
+    def _search_store(self, state: _State, store: str, q: np.ndarray,
+                      dims: Optional[int]) -> tuple[np.ndarray, Pieces, str, float]:
         queries, metric, factor = self._plan(self._kind(store), q, dims)
-        rows = self._stores[store].array
+        rows = state.stores[store]
         if dims is not None:
-            rows = rows[:, :dims // 8 if self.dtype == "binary" else dims]
+            rows = rows.columns(dims // 8 if self.dtype == "binary" else dims)
         return queries, rows, metric, factor
 
-    def _first_stage(self, q: np.ndarray, k: int, dims: Optional[int], allow: Allow,
-                     threads: int) -> tuple[np.ndarray, np.ndarray]:
-        queries, rows, metric, factor = self._search_store("primary", q, dims)
+    def _first_stage(self, state: _State, q: np.ndarray, k: int, dims: Optional[int],
+                     allow: Allow, threads: int) -> tuple[np.ndarray, np.ndarray]:
+        queries, rows, metric, factor = self._search_store(state, "primary", q, dims)
         backend = _backend.active
-        if allow is None and self._alive is None:
+        if allow is None and state.alive is None:
             args = prepare(queries, rows, metric)
             scores, found = backend.topk(args, k, threads)
         else:
-            lists = self._allowed_rows(allow, len(q))
-            n = self._ids.count
+            lists = self._allowed_rows(state, allow, len(q))
+            n = len(state.ids)
             if len(lists) == 1 and len(lists[0]) <= _SPARSE_SHARE * n:
                 shared = lists[0]
                 args = prepare(queries, rows[shared], metric)
@@ -497,19 +574,19 @@ class Index:
                 scores, found = backend.topk(args, k, threads, _bitmap(lists, n))
         return scores.astype(np.float32) * np.float32(factor), found
 
-    def _rescore(self, store: str, q: np.ndarray, candidates: np.ndarray, k: int,
-                 threads: int) -> tuple[np.ndarray, np.ndarray]:
-        queries, rows, metric, factor = self._search_store(store, q, None)
+    def _rescore(self, state: _State, store: str, q: np.ndarray, candidates: np.ndarray,
+                 k: int, threads: int) -> tuple[np.ndarray, np.ndarray]:
+        queries, rows, metric, factor = self._search_store(state, store, q, None)
         args = prepare(queries, rows, metric, corpus_name="vectors")
         scores, found = _backend.active.rescore(args, candidates, k, threads)
         return scores.astype(np.float32) * np.float32(factor), found
 
-    def _allowed_rows(self, allow: Allow, nq: int) -> list[np.ndarray]:
+    def _allowed_rows(self, state: _State, allow: Allow, nq: int) -> list[np.ndarray]:
         """Live rows a search may return, sorted: one array for every query
         (a list of one) or one per query."""
         if allow is None:
-            assert self._alive is not None
-            return [np.flatnonzero(self._alive)]
+            assert state.alive is not None
+            return [np.flatnonzero(state.alive)]
         per_query = (isinstance(allow, np.ndarray) and allow.ndim == 2) or (
             isinstance(allow, (list, tuple)) and len(allow) > 0
             and all(np.ndim(a) == 1 for a in allow))
@@ -519,7 +596,7 @@ class Index:
                              f"{len(lists)} lists for {nq} queries")
         found = []
         for ids in lists:
-            rows, _, alive = self._find(self._id_array(ids, "allow"))
+            rows, _, alive = self._find(self._id_array(ids, "allow"), state)
             found.append(np.unique(rows[alive]))
         return found
 
@@ -532,9 +609,13 @@ class Index:
                 "int8_scale": None if self.quantizer is None else self.quantizer.scale}
 
     def _sections(self) -> list[Section]:
-        keep = slice(None) if self._alive is None else self._alive
-        return [Section("ids", self._ids.array[keep])] + [
-            Section(name, store.array[keep]) for name, store in self._stores.items()]
+        state = self._state()
+        if state.alive is None:
+            return [Section("ids", [state.ids])] + [
+                Section(name, pieces.arrays) for name, pieces in state.stores.items()]
+        keep = np.flatnonzero(state.alive)
+        return [Section("ids", [state.ids[keep]])] + [
+            Section(name, [pieces[keep]]) for name, pieces in state.stores.items()]
 
     @classmethod
     def _restore(cls, settings: dict[str, Any], arrays: dict[str, np.ndarray]) -> "Index":
@@ -545,11 +626,10 @@ class Index:
         ids = arrays["ids"]
         for name, store in index._stores.items():
             rows = arrays[name]
-            expected = store.array.shape[1:]
-            if rows.dtype != store.array.dtype or rows.shape != (len(ids),) + expected:
+            expected = (len(ids), store.width)
+            if rows.dtype != store.dtype or rows.shape != expected:
                 raise IndexFileError(f"section {name!r} has dtype {rows.dtype} and shape "
-                                     f"{rows.shape}; expected {store.array.dtype} "
-                                     f"{(len(ids),) + expected}")
+                                     f"{rows.shape}; expected {store.dtype} {expected}")
             store.replace(rows)
         if ids.dtype != np.int64 or ids.ndim != 1:
             raise IndexFileError(f"section 'ids' has dtype {ids.dtype}, shape {ids.shape}")
@@ -593,7 +673,7 @@ class Index:
                                  f"use: {error!r}") from None
 
     def __reduce__(self) -> tuple[Any, ...]:
-        arrays = {s.name: np.array(s.array) for s in self._sections()}
+        arrays = {s.name: np.concatenate(s.arrays) for s in self._sections()}
         return Index._restore, (self._settings(), arrays)
 
 

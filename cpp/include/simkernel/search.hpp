@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "simkernel/parallel.hpp"
 
@@ -19,11 +20,23 @@ struct Matrix {
   std::size_t rows;
 };
 
+// A corpus in one or more pieces of the same element type and width, its
+// rows numbered across the pieces in order (an Index grows by adding pieces
+// rather than by copying what it holds).
+struct Corpus {
+  explicit Corpus(std::vector<Matrix> pieces);
+  const void* row(std::size_t i) const;
+
+  std::vector<Matrix> pieces;
+  std::vector<std::size_t> starts;  // first row of each piece
+  std::size_t rows = 0;
+};
+
 struct Problem {
   Pair pair;
   Metric metric;
   Matrix queries;
-  Matrix corpus;
+  Corpus corpus;
   std::size_t dim;  // elements per row; bits for bit-packed rows
 };
 
