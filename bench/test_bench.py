@@ -5,13 +5,18 @@ runs a tiny version (CI); speed is reported here, never asserted."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
+import simkernel as sk
+from simkernel.bench import index_costs
 from simkernel.bench.libraries import LIBRARIES
 from simkernel.bench.reference import recall
 from simkernel.bench.scenarios import make_data, scenarios
 
 SCENARIOS = scenarios()
+SCALE = float(os.environ.get("SIMKERNEL_BENCH_SCALE", "1"))
 THREADS = 2
 
 
@@ -31,3 +36,27 @@ def test_search(benchmark, scenario_data, library):
     _, indices = benchmark(search)
     if library.startswith("simkernel"):  # exact search must find the exact top-k
         assert recall(scenario, data, indices) == 1.0
+
+
+@pytest.fixture(scope="module")
+def index_batches():
+    return index_costs.make_batches(max(index_costs.BATCHES, round(index_costs.FULL_ROWS * SCALE)))
+
+
+@pytest.mark.parametrize("step", ["np.concatenate", "Index.add l2", "Index.add cosine"])
+def test_index_add(benchmark, index_batches, step):
+    benchmark.group = "index costs: add in batches"
+    if step == "np.concatenate":
+        benchmark(index_costs.concatenate, index_batches)
+    else:
+        index = benchmark(index_costs.add_in_batches, index_batches, step.split()[-1])
+        assert len(index) == sum(map(len, index_batches))
+
+
+@pytest.mark.parametrize("rows", [index_costs.SMALL_ROWS, index_costs.FULL_ROWS])
+def test_index_load_mmap(benchmark, tmp_path, rows):
+    rows = max(index_costs.BATCHES, round(rows * SCALE))
+    path = str(tmp_path / "index.sk")
+    index_costs.saved_index(rows, path)
+    benchmark.group = "index costs: load memory-mapped"
+    assert len(benchmark(sk.Index.load, path, mmap=True)) == rows

@@ -179,3 +179,10 @@ def test_index_search_rejects_bad_queries_dims_and_allow():
     with pytest.raises(KeyError, match="ids not in the index"):
         index.remove([0, 99])
     assert len(index) == 4  # nothing was removed
+
+
+def test_index_takes_bit_packed_rows_only_where_they_are_enough():
+    with pytest.raises(TypeError, match="only a binary index without rescore"):
+        sk.Index(16, "cosine", "binary", rescore="float32").add(np.zeros((1, 2), np.uint8))
+    with pytest.raises(ValueError, match=r"bit-packed vectors must have shape \(n, 2\)"):
+        sk.Index(16, "hamming", "binary").add(np.zeros((1, 3), np.uint8))

@@ -337,3 +337,14 @@ def test_scores_stay_within_the_float_tolerance(backend, rng):
         rows = got.indices
         assert (np.abs(got.scores - np.take_along_axis(exact, rows, 1))
                 <= np.take_along_axis(tol, rows, 1) + 1e-7).all()
+
+
+def test_a_binary_index_takes_bit_packed_rows(backend, rng):
+    x = rng.standard_normal((50, 20)).astype(np.float32)
+    from_floats, from_bits = sk.Index(20, "hamming", "binary"), sk.Index(20, "hamming", "binary")
+    from_floats.add(x)
+    from_bits.add(sk.binary_quantize(x))
+    q = rng.standard_normal((3, 20))
+    np.testing.assert_array_equal(from_bits.search(q, k=5).indices,
+                                  from_floats.search(q, k=5).indices)
+    np.testing.assert_array_equal(from_bits.get([4]), from_floats.get([4]))

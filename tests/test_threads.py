@@ -33,6 +33,34 @@ def test_concurrent_python_threads_get_the_sequential_answers(backend):
         np.testing.assert_array_equal(want.scores, got.scores)
 
 
+@pytest.mark.parametrize("index_pieces", ["many pieces"], indirect=True)
+def test_index_searches_run_while_another_thread_changes_it(backend, index_pieces):
+    """Each search sees the index as it was when it started: every id it
+    returns names the vector it scored (no id is paired with another's row)."""
+    rng = np.random.default_rng(8)
+    vectors = rng.standard_normal((3000, 16)).astype(np.float32)
+    index = sk.Index(16, "l2")
+    index.add(vectors[:1000])
+
+    def change() -> None:
+        for start in range(1000, 3000, 50):
+            index.add(vectors[start:start + 50])
+            index.remove(np.arange(start - 1000, start - 975))
+
+    def search(_: int) -> None:
+        for _ in range(20):
+            scores, ids = index.search(vectors, k=1, threads=1)
+            assert ((ids >= 0) & (ids < 3000)).all()
+            want = np.linalg.norm(vectors - vectors[ids[:, 0]], axis=1)
+            np.testing.assert_allclose(scores[:, 0], want, atol=1e-2)  # l2 near 0: see README
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        changing = pool.submit(change)
+        list(pool.map(search, range(2)))
+        changing.result()
+    assert len(index) == 3000 - 40 * 25
+
+
 @pytest.mark.skipif(NATIVE is None, reason="the native core is not loaded")
 def test_ctrl_c_stops_a_long_call_quickly():
     # A search that runs for many seconds on the scalar kernels.

@@ -323,7 +323,9 @@ class Index:
         Parameters
         ----------
         vectors : array_like
-            ``(n, dim)`` or one ``(dim,)`` float vector.
+            ``(n, dim)`` or one ``(dim,)`` float vector; a binary index
+            without rescore storage also takes bit-packed uint8 rows
+            ``(n, ceil(dim / 8))`` as `binary_quantize` gives them.
         ids : array_like, optional
             ``(n,)`` distinct non-negative int64 ids; by default the next free
             ones (one more than the largest id ever added, and upwards).
@@ -335,18 +337,22 @@ class Index:
         numpy.ndarray
             int64 ids of the added vectors, in the order given.
         """
-        x, _ = _float_rows(vectors, "vectors", self.dim)
+        bits = self._packed_bits(vectors)
+        x = bits if bits is not None else _float_rows(vectors, "vectors", self.dim)[0]
         with self._lock:
             new = self._new_ids(ids, len(x), replace)
             if len(new) == 0:
                 return new
-            if self.normalized:
-                x = _normalized(x)
             quantizer = self.quantizer
-            if quantizer is None and "int8" in (self.dtype, self.rescore):
-                quantizer = Int8Quantizer.fit(x)
-            encoded = {name: self._encode(self._kind(name), x, quantizer)
-                       for name in self._stores}
+            if bits is not None:
+                encoded = {"primary": bits}
+            else:
+                if self.normalized:
+                    x = _normalized(x)
+                if quantizer is None and "int8" in (self.dtype, self.rescore):
+                    quantizer = Int8Quantizer.fit(x)
+                encoded = {name: self._encode(self._kind(name), x, quantizer)
+                           for name in self._stores}
             # Everything that can fail has: the index changes from here on.
             self.quantizer = quantizer
             if ids is not None:  # automatic ids are new by construction
@@ -358,6 +364,22 @@ class Index:
             self._append(new, encoded)
             self._next_id = max(self._next_id, int(new.max()) + 1)
         return new
+
+    def _packed_bits(self, vectors: ArrayLike) -> Optional[np.ndarray]:
+        """Rows already bit-packed (uint8, as `binary_quantize` gives), which a
+        binary index without rescore storage takes as they are; else None."""
+        array = np.asarray(vectors)
+        if array.dtype != np.uint8:
+            return None
+        if self.dtype != "binary" or self.rescore is not None:
+            raise TypeError("vectors are uint8: only a binary index without rescore storage "
+                            "takes bit-packed rows; pass float vectors")
+        rows = array[np.newaxis, :] if array.ndim == 1 else array
+        width = (self.dim + 7) // 8
+        if rows.ndim != 2 or rows.shape[1] != width:
+            raise ValueError(f"bit-packed vectors must have shape (n, {width}) for dim "
+                             f"{self.dim}, got {array.shape}")
+        return rows
 
     def _encode(self, kind: str, x: np.ndarray, quantizer: Optional[Int8Quantizer]) -> np.ndarray:
         if kind == "float16":

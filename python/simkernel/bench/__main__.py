@@ -12,6 +12,7 @@ from pathlib import Path
 
 import simkernel as sk
 
+from . import index_costs
 from .libraries import LIBRARIES
 from .run import Result, run_scenario
 from .scenarios import scenarios
@@ -26,7 +27,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                       help=f"scenarios at {QUICK_SCALE:g} of full size (the default)")
     size.add_argument("--full", action="store_true", help="full-size scenarios")
     size.add_argument("--scale", type=float, help="scenario size as a fraction of full")
-    parser.add_argument("--only", default="", help="run scenarios whose name contains this")
+    parser.add_argument("--only", default="",
+                        help=f"run scenarios whose name contains this ('{index_costs.NAME}' "
+                             f"for the Index's add and load costs)")
     parser.add_argument("--libraries", default=",".join(LIBRARIES),
                         help="comma-separated libraries to run (default: all)")
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds per library")
@@ -73,11 +76,17 @@ def main(argv: list[str] | None = None) -> None:
         print(f"### {scenario.name} (x{scale:g}: {scenario.queries} x {scenario.corpus}, "
               f"k={scenario.k}, {scenario.metric})\n")
         print("\n".join(_table(results, unit)) + "\n", flush=True)
+    costs = []
+    if args.only in index_costs.NAME:
+        print(f"### {index_costs.NAME} (x{scale:g})\n")
+        costs = index_costs.measure(scale, args.rounds)
+        print("\n".join(index_costs.table(costs)) + "\n", flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(
         {"header": header, "capabilities": caps, "scale": scale,
-         "results": [r.as_dict() for r in everything]}, indent=1))
+         "results": [r.as_dict() for r in everything],
+         "index_costs": [c.as_dict() for c in costs]}, indent=1))
     print(f"results: {out / 'results.json'}")
 
 

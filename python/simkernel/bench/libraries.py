@@ -64,6 +64,22 @@ def prepare_simkernel_avx512(scenario: Scenario, data: Data, threads: int) -> Se
     return search
 
 
+def prepare_simkernel_index(scenario: Scenario, data: Data, threads: int) -> Search:
+    """``sk.Index`` holding the same rows (its own copy, added in blocks):
+    what an Index adds to the bare search."""
+    index = sk.Index(scenario.dim, scenario.metric, scenario.kind, quantizer=data.codec)
+    if scenario.kind == "binary":
+        index.add(data.corpus)  # bit-packed rows as they are
+    else:
+        for rows in _float_rows(data):
+            index.add(rows)
+
+    def search() -> tuple[np.ndarray, np.ndarray]:
+        # Automatic ids are row numbers, so answers check like the others'.
+        return index.search(data.queries, k=scenario.k, threads=threads)
+    return search
+
+
 def _top_k(scores: np.ndarray, k: int, largest: bool) -> tuple[np.ndarray, np.ndarray]:
     keys = -scores if largest else scores
     part = np.argpartition(keys, min(k, scores.shape[1]) - 1, axis=1)[:, :k]
@@ -196,6 +212,7 @@ def prepare_numkong(scenario: Scenario, data: Data, threads: int) -> Search:
 LIBRARIES: dict[str, Prepare] = {
     "simkernel": prepare_simkernel,
     "simkernel-avx512": prepare_simkernel_avx512,
+    "simkernel-index": prepare_simkernel_index,
     "numpy": prepare_numpy,
     "faiss": prepare_faiss,
     "usearch": prepare_usearch,

@@ -14,8 +14,9 @@ from .reference import recall
 from .scenarios import Scenario, available_memory, make_data
 
 # A scenario runs only if its corpus, with room for the peers' copies and
-# indexes (faiss and numkong keep their own), fits three times in free memory.
-MEMORY_HEADROOM = 3
+# indexes (faiss, numkong and simkernel's Index keep their own), fits four
+# times in free memory.
+MEMORY_HEADROOM = 4
 
 # A pause before each timed call lets other libraries' idle threads (OpenBLAS
 # spins for a while after each call) go quiet, so no library pays for another.
