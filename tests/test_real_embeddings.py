@@ -77,3 +77,14 @@ def test_hamming_on_real_codes_matches_numpy_exactly(isa, data):
     np.testing.assert_array_equal(native.indices, reference.indices)
     np.testing.assert_array_equal(native.scores, reference.scores)
     np.testing.assert_array_equal(np.take_along_axis(expected, native.indices, 1), native.scores)
+
+
+def test_quantization_report_meets_the_issue_bars_on_real_embeddings(data):
+    corpus, queries, qrels, _ = data
+    report = {row.name: row for row in sk.quantization_report(
+        np.asarray(corpus, dtype=np.float32), queries, k=10, relevant=qrels)}
+    # Measured on all 2,000 queries: 0.995, 0.958, 0.870 (this is the first 300).
+    assert report["int8"].recall >= 0.99
+    assert report["binary + float32 rescore"].recall >= 0.94
+    assert report["binary, hamming + float32 rescore"].recall < report["binary + float32 rescore"].recall
+    assert abs(report["int8"].ndcg - report["float32"].ndcg) < 0.01

@@ -2,6 +2,7 @@
 // only ever called after dispatch has seen those features.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "simkernel/kernels.hpp"
@@ -249,29 +250,76 @@ __m256 bit_signs(std::uint8_t byte) {
   return _mm256_and_ps(_mm256_castsi256_ps(clear), _mm256_set1_ps(-0.0f));
 }
 
-template <int NC>
-void bits_block(const Tile& t, std::size_t i, std::size_t j0, float* scores) {
+// One query against bit rows, flipping the query's signs directly, in
+// float_row's fixed shape: an FMA with +1 or -1 is exactly this add, so a
+// score has the same bits here as on the widened path below.
+void bits_rows(const Tile& t, std::size_t i, float* scores) {
   const float* q = row<float>(t.queries, t.query_stride, i);
-  const std::uint8_t* c[NC];
-  for (int j = 0; j < NC; ++j) c[j] = row<std::uint8_t>(t.corpus, t.corpus_stride, j0 + j);
-  __m256 acc[NC];
-  for (int j = 0; j < NC; ++j) acc[j] = _mm256_setzero_ps();
-  for (std::size_t l = 0; l < t.dim; l += 8) {
-    // Lanes past dim load as 0 and add nothing, whatever their bit says.
-    __m256 qv = l + 8 <= t.dim ? _mm256_loadu_ps(q + l) : F32::load_tail(q + l, t.dim - l);
-    for (int j = 0; j < NC; ++j) {
-      acc[j] = _mm256_add_ps(acc[j], _mm256_xor_ps(qv, bit_signs(c[j][l / 8])));
+  std::size_t full = t.dim / 8;
+  for (std::size_t j = 0; j < t.corpus_count; ++j) {
+    const std::uint8_t* c = row<std::uint8_t>(t.corpus, t.corpus_stride, j);
+    __m256 acc[kClasses];
+    for (int k = 0; k < kClasses; ++k) acc[k] = _mm256_setzero_ps();
+    auto step = [&](int k, __m256 qv, std::uint8_t byte) {
+      acc[k] = _mm256_add_ps(acc[k], _mm256_xor_ps(qv, bit_signs(byte)));
+    };
+    std::size_t s = 0;
+    for (; s + kClasses <= full; s += kClasses) {
+      for (int k = 0; k < kClasses; ++k) step(k, _mm256_loadu_ps(q + 8 * (s + k)), c[s + k]);
     }
+    for (; s < full; ++s) step(s % kClasses, _mm256_loadu_ps(q + 8 * s), c[s]);
+    if (8 * full < t.dim) {
+      // Lanes past dim load as 0 and add nothing, whatever their bit says.
+      step(full % kClasses, F32::load_tail(q + 8 * full, t.dim - 8 * full), c[full]);
+    }
+    scores[i * t.corpus_count + j] = sum_lanes(combine(acc));
   }
-  for (int j = 0; j < NC; ++j) scores[i * t.corpus_count + j0 + j] = sum_lanes(acc[j]);
+}
+
+// For several queries, bit rows are widened to +1.0 / -1.0 floats a chunk
+// at a time (on the stack, in L1) and scored by the float32 tile kernel: a
+// widened row serves every query of the tile, and the batch runs at the FMA
+// rate of float search plus the widening. Rows too long for the buffer, and
+// fewer than 4 queries, flip signs directly.
+constexpr std::size_t kWidenedFloats = 8192;
+
+void widen_bits(const std::uint8_t* bits, std::size_t dim, float* out) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  std::size_t full = dim / 8;
+  for (std::size_t b = 0; b < full; ++b) {
+    _mm256_storeu_ps(out + 8 * b, _mm256_or_ps(one, bit_signs(bits[b])));
+  }
+  if (dim % 8 != 0) {
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, _mm256_or_ps(one, bit_signs(bits[full])));
+    std::memcpy(out + 8 * full, lanes, (dim % 8) * sizeof(float));
+  }
 }
 
 void dot_bits_tile(const Tile& t) {
   auto* scores = static_cast<float*>(t.scores);
-  for (std::size_t i = 0; i < t.query_count; ++i) {
-    std::size_t j = 0;
-    for (; j + 4 <= t.corpus_count; j += 4) bits_block<4>(t, i, j, scores);
-    for (; j < t.corpus_count; ++j) bits_block<1>(t, i, j, scores);
+  if (t.query_count < 4 || t.dim > kWidenedFloats) {
+    for (std::size_t i = 0; i < t.query_count; ++i) bits_rows(t, i, scores);
+    return;
+  }
+  constexpr std::size_t kQueries = 16;
+  alignas(32) float widened[kWidenedFloats];
+  float part[kQueries * kWidenedFloats / 8];  // kQueries x chunk scores; chunk <= floats / 8
+  std::size_t chunk = kWidenedFloats / std::max<std::size_t>(t.dim, 8);
+  for (std::size_t j0 = 0; j0 < t.corpus_count; j0 += chunk) {
+    std::size_t n = std::min(chunk, t.corpus_count - j0);
+    for (std::size_t r = 0; r < n; ++r) {
+      widen_bits(row<std::uint8_t>(t.corpus, t.corpus_stride, j0 + r), t.dim, widened + r * t.dim);
+    }
+    for (std::size_t i0 = 0; i0 < t.query_count; i0 += kQueries) {
+      std::size_t m = std::min(kQueries, t.query_count - i0);
+      float_tile<F32>(Tile{row<float>(t.queries, t.query_stride, i0), t.query_stride, m, widened,
+                           static_cast<std::ptrdiff_t>(t.dim * sizeof(float)), n, t.dim, part,
+                           nullptr});
+      for (std::size_t i = 0; i < m; ++i) {
+        std::memcpy(scores + (i0 + i) * t.corpus_count + j0, part + i * n, n * sizeof(float));
+      }
+    }
   }
 }
 

@@ -9,8 +9,10 @@ __version__ = "0.1.0"
 from ._backend import capabilities
 from ._types import TopK
 from .index import Index, IndexFileError
+from .quality import hit_rate_at_k, ndcg_at_k, quantization_report, recall_at_k
 from .quantize import Int8Quantizer, binary_quantize
 from .search import cdist, rescore, topk
 
 __all__ = ["Index", "IndexFileError", "Int8Quantizer", "TopK", "binary_quantize",
-           "capabilities", "cdist", "rescore", "topk", "__version__"]
+           "capabilities", "cdist", "hit_rate_at_k", "ndcg_at_k", "quantization_report",
+           "recall_at_k", "rescore", "topk", "__version__"]
