@@ -10,7 +10,7 @@ import os
 import pytest
 
 import simkernel as sk
-from simkernel.bench import index_costs
+from simkernel.bench import index_costs, recall_speed
 from simkernel.bench.libraries import LIBRARIES
 from simkernel.bench.reference import recall
 from simkernel.bench.scenarios import make_data, scenarios
@@ -60,3 +60,17 @@ def test_index_load_mmap(benchmark, tmp_path, rows):
     index_costs.saved_index(rows, path)
     benchmark.group = "index costs: load memory-mapped"
     assert len(benchmark(sk.Index.load, path, mmap=True)) == rows
+
+
+@pytest.fixture(scope="module")
+def storage_indexes():
+    corpus, queries, _, _ = recall_speed.synthetic(SCALE)
+    return queries, sk.quality.build_indexes(corpus, "cosine")
+
+
+@pytest.mark.parametrize("storage", list(sk.quality.CONFIGURATIONS))
+def test_storage_search(benchmark, storage_indexes, storage):
+    queries, indexes = storage_indexes
+    benchmark.group = "recall vs speed: each storage, synthetic clustered"
+    result = benchmark(indexes[storage].search, queries, k=recall_speed.K)
+    assert result.indices.shape == (len(queries), recall_speed.K)

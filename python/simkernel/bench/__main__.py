@@ -1,21 +1,25 @@
 """``python -m simkernel.bench``: simkernel against numpy and the peers that
-are installed (faiss, usearch, numkong), side by side in one run, with the
-machine's limits measured in the same rounds. Prints a Markdown table and
-writes ``results.json`` to ``--out``."""
+are installed (faiss, usearch, numkong; torch and sentence-transformers when
+already present), side by side in one run, with the machine's limits measured
+in the same rounds; then the Index's costs and recall against speed for every
+storage. Prints Markdown tables and writes ``results.json`` and PNG plots to
+``--out``."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import platform
+from datetime import date
 from pathlib import Path
 
 import simkernel as sk
 
-from . import index_costs
+from . import index_costs, memory, plots, recall_speed
 from .libraries import LIBRARIES
+from .progress import Progress
 from .run import Result, run_scenario
-from .scenarios import scenarios
+from .scenarios import Scenario, scenarios
 
 QUICK_SCALE = 0.05
 
@@ -28,14 +32,20 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     size.add_argument("--full", action="store_true", help="full-size scenarios")
     size.add_argument("--scale", type=float, help="scenario size as a fraction of full")
     parser.add_argument("--only", default="",
-                        help=f"run scenarios whose name contains this ('{index_costs.NAME}' "
-                             f"for the Index's add and load costs)")
+                        help=f"run the parts whose name contains this: a scenario name, "
+                             f"'{index_costs.NAME}' or '{recall_speed.NAME}'")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="real embeddings (corpus.npy, queries.npy, qrels.npy) for the "
+                             "recall section; default: synthetic ones")
     parser.add_argument("--libraries", default=",".join(LIBRARIES),
                         help="comma-separated libraries to run (default: all)")
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds per library")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for every library (default: all usable cores)")
-    parser.add_argument("--out", default="simkernel-bench", help="folder for results.json")
+    parser.add_argument("--no-memory", action="store_true",
+                        help="skip measuring each library's peak memory in a child process")
+    parser.add_argument("--out", default="simkernel-bench",
+                        help="folder for results.json and the plots")
     return parser.parse_args(argv)
 
 
@@ -44,16 +54,24 @@ def _cell(value: float | None, form: str) -> str:
 
 
 def _table(results: list[Result], unit: str) -> list[str]:
-    numpy_seconds = next((r.seconds for r in results if r.library == "numpy" and r.seconds), None)
-    lines = [f"| library | median ms | numpy / library | recall@k | {unit} | % of limit | note |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    """Each library's time, its speed-up over numpy and over the fastest
+    peer (a library other than simkernel), answers, rate, limit and memory."""
+    timed = {r.library: r.seconds for r in results if r.seconds and r.library in LIBRARIES}
+    numpy_seconds = timed.get("numpy")
+    peers = [seconds for library, seconds in timed.items() if not library.startswith("simkernel")]
+    best_peer = min(peers, default=None)
+    lines = [f"| library | median ms | numpy / library | best peer / library | recall@k | {unit} "
+             f"| % of limit | peak MiB | note |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for r in results:
-        speedup = (numpy_seconds / r.seconds
-                   if numpy_seconds and r.seconds and r.library != "numpy" else None)
+        speedup = numpy_seconds / r.seconds if numpy_seconds and r.seconds else None
+        over_peer = best_peer / r.seconds if best_peer and r.seconds else None
         share = None if r.limit_share is None else 100 * r.limit_share
+        peak = None if r.peak_bytes is None else r.peak_bytes / 2**20
         lines.append(f"| {r.library} | {_cell(r.seconds and 1e3 * r.seconds, '{:.2f}')} | "
-                     f"{_cell(speedup, '{:.2f}x')} | {_cell(r.recall, '{:.3f}')} | "
-                     f"{_cell(r.rate, '{:.1f}')} | {_cell(share, '{:.0f}%')} | {r.note} |")
+                     f"{_cell(speedup, '{:.2f}x')} | {_cell(over_peer, '{:.2f}x')} | "
+                     f"{_cell(r.recall, '{:.3f}')} | {_cell(r.rate, '{:.1f}')} | "
+                     f"{_cell(share, '{:.0f}%')} | {_cell(peak, '{:.1f}')} | {r.note} |")
     return lines
 
 
@@ -63,31 +81,61 @@ def main(argv: list[str] | None = None) -> None:
     threads = args.threads or sk.capabilities()["threads"]
     caps = sk.capabilities()
     header = (f"simkernel {caps['version']}, backend {caps['backend']}, isa {caps['isa']}; "
-              f"{platform.processor() or platform.machine()}, {threads} threads; scale {scale:g}")
+              f"{platform.processor() or platform.machine()}, {threads} threads; scale {scale:g}; "
+              f"{date.today()}")
     print(header + "\n", flush=True)
     chosen = [name.strip() for name in args.libraries.split(",") if name.strip()]
-    everything = []
-    for scenario in scenarios(scale):
-        if args.only not in scenario.name:
-            continue
+    selected = [s for s in scenarios(scale) if args.only in s.name]
+    parts = [name for name in (index_costs.NAME, recall_speed.NAME) if args.only in name]
+    progress = Progress(len(selected) + len(parts))
+    runs: list[tuple[Scenario, list[Result]]] = []
+    peak_memory = None if args.no_memory else memory.PeakMemory()
+    for scenario in selected:
+        progress.step(scenario.name)
         results = run_scenario(scenario, threads, args.rounds, chosen)
-        everything.extend(results)
+        runs.append((scenario, results))
+        if peak_memory is not None:
+            ran = [r.library for r in results if r.seconds and r.library in LIBRARIES]
+            for r, peak in zip(results, map(peak_memory.measure(scenario, ran, threads).get,
+                                            (r.library for r in results))):
+                r.peak_bytes = peak
         unit = "GB/s" if scenario.one_query else "GFLOP/s"
         print(f"### {scenario.name} (x{scale:g}: {scenario.queries} x {scenario.corpus}, "
               f"k={scenario.k}, {scenario.metric})\n")
         print("\n".join(_table(results, unit)) + "\n", flush=True)
-    costs = []
-    if args.only in index_costs.NAME:
-        print(f"### {index_costs.NAME} (x{scale:g})\n")
+    costs: list[index_costs.Cost] = []
+    if index_costs.NAME in parts:
+        progress.step(index_costs.NAME)
         costs = index_costs.measure(scale, args.rounds)
+        print(f"### {index_costs.NAME} (x{scale:g})\n")
         print("\n".join(index_costs.table(costs)) + "\n", flush=True)
+    recall_rows: list[recall_speed.Row] = []
+    described = ""
+    if recall_speed.NAME in parts:
+        progress.step(recall_speed.NAME)
+        corpus, queries, qrels, described = (recall_speed.load(args.data) if args.data
+                                             else recall_speed.synthetic(scale))
+        recall_rows = recall_speed.measure(corpus, queries, qrels, threads, args.rounds)
+        print(f"### {recall_speed.NAME}: {described}, {len(queries)} queries\n")
+        print("\n".join(recall_speed.table(recall_rows)) + "\n", flush=True)
+    progress.close()
+    if peak_memory is not None:
+        peak_memory.close()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    written = [out / "results.json"]
     (out / "results.json").write_text(json.dumps(
         {"header": header, "capabilities": caps, "scale": scale,
-         "results": [r.as_dict() for r in everything],
-         "index_costs": [c.as_dict() for c in costs]}, indent=1))
-    print(f"results: {out / 'results.json'}")
+         "results": [r.as_dict() for _, results in runs for r in results],
+         "index_costs": [c.as_dict() for c in costs],
+         "quality": {"data": described, "rows": [r.as_dict() for r in recall_rows]}},
+        indent=1))
+    for plot in (plots.time_vs_size(runs, out / "time_vs_size.png", header),
+                 plots.recall_vs_speed(recall_rows, out / "recall_vs_speed.png",
+                                       f"recall against speed, {described}\n{header}")):
+        if plot is not None:
+            written.append(plot)
+    print("written: " + ", ".join(str(path) for path in written))
 
 
 if __name__ == "__main__":

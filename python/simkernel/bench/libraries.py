@@ -130,7 +130,7 @@ def _float_rows(data: Data) -> list[np.ndarray]:
     blocks = []
     for start in range(0, len(data.corpus), step):
         rows = data.corpus[start:start + step]
-        blocks.append(data.codec.decode(rows) if data.codec else rows.astype(np.float32))
+        blocks.append(data.codec.decode(rows) if data.codec else rows.astype(np.float32, copy=False))
     return blocks
 
 

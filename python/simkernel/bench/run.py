@@ -35,6 +35,7 @@ class Result:
     recall: float | None = None
     rate: float | None = None        # GB/s read (one query) or GFLOP/s (many)
     limit_share: float | None = None  # rate / the limit's rate in this run
+    peak_bytes: int | None = None  # what prepare + one search add, in a process of its own
     note: str = ""
 
     def as_dict(self) -> dict:

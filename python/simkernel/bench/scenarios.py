@@ -1,4 +1,5 @@
-"""The benchmark scenarios of DESIGN section 4 and issue 3, and the data they
+"""The benchmark scenarios of DESIGN section 4 and issues 3, 4 and 6 (one
+query at several corpus sizes, for the time-vs-size plot), and the data they
 search.
 
 Sizes are the full ones; ``SIMKERNEL_BENCH_SCALE`` (or ``--scale``) shrinks
@@ -36,6 +37,13 @@ class Scenario:
         width = (self.dim + 7) // 8 if self.kind == "binary" else self.dim
         itemsize = {"float32": 4, "float16": 2, "int8": 1, "binary": 1}[self.kind]
         return self.corpus * width * itemsize
+
+    @property
+    def family(self) -> str:
+        """What is searched, without the corpus size: scenarios of one family
+        differ only in size (the time-vs-size plot draws each as a line)."""
+        who = "one query" if self.one_query else f"{self.queries} queries"
+        return f"{who}, {self.dim}-dim {self.kind}, {self.metric}"
 
     def scaled(self, scale: float) -> Scenario:
         queries = self.queries if self.one_query else max(2, round(self.queries * scale))
@@ -83,7 +91,10 @@ def make_data(scenario: Scenario, seed: int = 0) -> Data:
 
 
 SCENARIOS = (
+    Scenario("one query, 10k x 384 float32", "float32", 1, 10_000),
+    Scenario("one query, 100k x 384 float32", "float32", 1, 100_000),
     Scenario("one query, 1M x 384 float32", "float32", 1, 1_000_000),
+    Scenario("one query, 3M x 384 float32", "float32", 1, 3_000_000),
     Scenario("one query, 1M x 384 float32, cosine", "float32", 1, 1_000_000, metric="cosine"),
     Scenario("one query, 1M x 384 float32, l2", "float32", 1, 1_000_000, metric="l2"),
     Scenario("one query, 1M x 384 float16", "float16", 1, 1_000_000),
@@ -92,6 +103,8 @@ SCENARIOS = (
     Scenario("1000 queries, 200k x 384 float32, l2", "float32", 1000, 200_000, metric="l2"),
     Scenario("one query, 1M x 384 int8", "int8", 1, 1_000_000),
     Scenario("1000 queries, 200k x 384 int8", "int8", 1000, 200_000),
+    Scenario("one query, 40k x 1024-bit", "binary", 1, 40_000, dim=1024, metric="hamming"),
+    Scenario("one query, 400k x 1024-bit", "binary", 1, 400_000, dim=1024, metric="hamming"),
     Scenario("one query, 4M x 1024-bit", "binary", 1, 4_000_000, dim=1024, metric="hamming"),
     Scenario("1000 queries, 1M x 1024-bit", "binary", 1000, 1_000_000, dim=1024, metric="hamming"),
 )

@@ -4,9 +4,8 @@ interleaved rounds, its top-k held to exact float32 search and, where the
 data has them, to the relevant rows (qrels).
 
 ``--data DIR`` takes real embeddings in the ``shared/data`` layout
-(``corpus.npy``, ``queries.npy``, ``qrels.npy``); without it, synthetic ones:
-anisotropic vectors (a few strong directions, as in sentence embeddings) and
-queries that are noisy copies of known rows, which are their relevant rows.
+(``corpus.npy``, ``queries.npy``, ``qrels.npy``); without it, synthetic
+clustered ones (see `synthetic`).
 """
 
 from __future__ import annotations
@@ -51,16 +50,24 @@ def load(folder: Path) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray], st
     return corpus, queries, qrels, f"{folder.name}: {corpus.shape[0]} x {corpus.shape[1]}"
 
 
-def synthetic(scale: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def synthetic(scale: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray, None, str]:
+    """Clustered unit vectors (400 centres, each row its centre plus a larger
+    random offset), so rows have near neighbours as real embeddings do, and
+    queries near known rows. Without structure, every row's neighbours are
+    near-ties and no quantization could keep them. There are no qrels: the
+    known rows are too easy to find to say anything."""
     rng = np.random.default_rng(seed)
     n = max(2000, round(SYNTHETIC_ROWS * min(1.0, 20 * scale)))
-    weights = (1.0 / np.arange(1, DIM + 1) ** 0.5).astype(np.float32)
-    corpus = rng.standard_normal((n, DIM), dtype=np.float32) * weights
-    corpus /= np.linalg.norm(corpus, axis=1, keepdims=True)
-    relevant = rng.choice(n, size=min(SYNTHETIC_QUERIES, n), replace=False)
-    noise = rng.standard_normal((len(relevant), DIM), dtype=np.float32) * weights
-    noise *= 0.8 / np.linalg.norm(noise, axis=1, keepdims=True)
-    return corpus, corpus[relevant] + noise, relevant, f"synthetic: {n} x {DIM}"
+    centres = _unit(rng.standard_normal((400, DIM), dtype=np.float32))
+    offsets = _unit(rng.standard_normal((n, DIM), dtype=np.float32))
+    corpus = _unit(centres[rng.integers(0, len(centres), n)] + 1.5 * offsets)
+    near = rng.choice(n, size=min(SYNTHETIC_QUERIES, n), replace=False)
+    queries = corpus[near] + 0.7 * _unit(rng.standard_normal((len(near), DIM), dtype=np.float32))
+    return corpus, queries, None, f"synthetic clustered: {n} x {DIM}"
 
 
 def measure(corpus: np.ndarray, queries: np.ndarray, qrels: Optional[np.ndarray],
