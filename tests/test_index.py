@@ -348,3 +348,13 @@ def test_a_binary_index_takes_bit_packed_rows(backend, rng):
     np.testing.assert_array_equal(from_bits.search(q, k=5).indices,
                                   from_floats.search(q, k=5).indices)
     np.testing.assert_array_equal(from_bits.get([4]), from_floats.get([4]))
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+def test_the_index_keeps_its_own_copy_of_what_it_is_given(backend, rng, metric):
+    x = rng.standard_normal((300, 4)).astype(np.float32)
+    index = sk.Index(4, metric)
+    index.add(x)
+    stored = index.get(index.ids)
+    x[:] = 7  # the caller reuses their buffer
+    np.testing.assert_array_equal(index.get(index.ids), stored)

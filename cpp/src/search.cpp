@@ -196,6 +196,7 @@ bool all_finite(const float* x, std::size_t n) {
 
 // 1 / |x| from |x|^2, and 0 for a zero vector (whose cosine is 0).
 float inverse_norm(float norm2) { return norm2 > 0 ? 1.0f / std::sqrt(norm2) : 0.0f; }
+double inverse_norm(double norm2) { return norm2 > 0 ? 1.0 / std::sqrt(norm2) : 0.0; }
 
 // Turns kernel tiles into the metric's values, flags non-finite ones. Scores
 // are rounded to the output type here, so ranking ties are exactly the ties a
@@ -215,7 +216,8 @@ class TileScorer {
         out_f_(integer_in_ && !integer_out_ ? kQueryBlock * kCorpusBlock : 0),
         norms_f_(integer_in_ ? 0 : kCorpusBlock),
         norms_i_(integer_in_ ? kCorpusBlock : 0),
-        inverse_f_(kCorpusBlock) {}
+        inverse_f_(integer_in_ ? 0 : kCorpusBlock),
+        inverse_d_(integer_in_ ? kCorpusBlock : 0) {}
 
   bool integer_output() const { return integer_out_; }
   const std::int32_t* int_scores() const { return raw_i_.data(); }
@@ -240,8 +242,12 @@ class TileScorer {
       if (!integer_in_ && !all_finite(norms_f_.data(), nc)) return false;
       norms_of_ = corpus;
       norms_count_ = nc;
-      if (!integer_in_) {
-        for (std::size_t j = 0; j < nc; ++j) inverse_f_[j] = inverse_norm(norms_f_[j]);
+      for (std::size_t j = 0; j < nc; ++j) {
+        if (integer_in_) {
+          inverse_d_[j] = inverse_norm(static_cast<double>(norms_i_[j]));
+        } else {
+          inverse_f_[j] = inverse_norm(norms_f_[j]);
+        }
       }
     }
     if (integer_in_) {
@@ -281,20 +287,21 @@ class TileScorer {
     }
   }
 
-  // int8 cosine and l2 in double from exact integers, then rounded once: the
-  // numpy backend does the same, so these agree bit for bit too.
+  // int8 cosine and l2 in double from exact integers, then rounded once:
+  // cosine as raw * (1/|q| * 1/|c|), which the numpy backend computes in the
+  // same order, so these agree bit for bit too; both loops vectorise.
   void finish_int8(std::size_t q0, std::size_t nq, std::size_t nc) {
+    if (p_.metric == Metric::l2) {
+      for (std::size_t a = 0; a < nq * nc; ++a) {
+        out_f_[a] = static_cast<float>(std::sqrt(static_cast<double>(raw_i_[a])));
+      }
+      return;
+    }
     for (std::size_t i = 0; i < nq; ++i) {
+      double inverse_q = inverse_norm(query_norm2_[q0 + i]);
       for (std::size_t j = 0; j < nc; ++j) {
-        double raw = raw_i_[i * nc + j];
-        double value;
-        if (p_.metric == Metric::l2) {
-          value = std::sqrt(raw);
-        } else {
-          double product = std::sqrt(query_norm2_[q0 + i] * norms_i_[j]);
-          value = product == 0 ? 0.0 : raw / product;
-        }
-        out_f_[i * nc + j] = static_cast<float>(value);
+        out_f_[i * nc + j] = static_cast<float>(static_cast<double>(raw_i_[i * nc + j]) *
+                                                (inverse_q * inverse_d_[j]));
       }
     }
   }
@@ -311,6 +318,7 @@ class TileScorer {
   std::vector<float> norms_f_;
   std::vector<std::int32_t> norms_i_;
   std::vector<float> inverse_f_;
+  std::vector<double> inverse_d_;
   const void* norms_of_ = nullptr;
   std::size_t norms_count_ = 0;
 };

@@ -75,6 +75,10 @@ def _cosine(dots: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     return values.astype(np.float32)
 
 
+def _inverse_norms(norms2: np.ndarray) -> np.ndarray:
+    return np.divide(1.0, np.sqrt(norms2), out=np.zeros_like(norms2), where=norms2 > 0)
+
+
 def _int8_scores(args: SearchArgs, q: np.ndarray, rows: np.ndarray) -> np.ndarray:
     # float64 holds every int8 product sum exactly (|sum| < 2**30 < 2**53), and
     # runs on BLAS, unlike numpy's integer matmul.
@@ -84,7 +88,10 @@ def _int8_scores(args: SearchArgs, q: np.ndarray, rows: np.ndarray) -> np.ndarra
         return dots.astype(np.int32)
     q_norms, c_norms = _sqnorms(q64), _sqnorms(c64)
     if args.metric == "cosine":
-        return _cosine(dots, np.sqrt(q_norms[:, None] * c_norms[None, :]))
+        # dots * (1/|q| * 1/|c|) in float64, in the native core's order, so
+        # the two agree bit for bit; 0 where either vector is zero.
+        inverse = _inverse_norms(q_norms)[:, None] * _inverse_norms(c_norms)[None, :]
+        return (dots * inverse).astype(np.float32)
     squared = q_norms[:, None] + c_norms[None, :] - 2 * dots
     if args.metric == "sqeuclidean":
         return squared.astype(np.int32)

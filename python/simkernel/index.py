@@ -77,8 +77,9 @@ class _Store:
     """One representation of the vectors, in pieces that are never copied
     again once written (the core searches pieces as one corpus).
 
-    A batch of at least half a tail becomes a piece of its own; smaller ones
-    fill a tail piece of fixed capacity, sealed when full. So every row is
+    A batch of at least half a tail becomes a piece of its own (an eighth,
+    if the index made it itself: normalized or encoded rows, kept without a
+    copy); smaller ones fill a tail piece of fixed capacity, sealed when full. So every row is
     copied once, pieces stay few, and a loaded memory map stays mapped
     however much is added after it. Views handed to a search stay valid.
     """
@@ -101,10 +102,12 @@ class _Store:
             arrays.append(self._tail[:self._tail_count])
         return Pieces(arrays or [np.empty((0, self.width), self.dtype)])
 
-    def append(self, block: np.ndarray) -> None:
-        if len(block) >= self._tail_rows // 2:
+    def append(self, block: np.ndarray, owned: bool = False) -> None:
+        """Adds rows; an ``owned`` block (made by the index, shared with no
+        one) of an eighth of a tail or more is kept as it is, uncopied."""
+        if len(block) >= self._tail_rows // (8 if owned else 2):
             self._seal()
-            self.pieces.append(np.array(block, dtype=self.dtype))  # a copy of its own
+            self.pieces.append(block if owned else np.array(block, dtype=self.dtype))
             return
         while len(block):
             if self._tail is None:
@@ -170,7 +173,8 @@ class Index:
         bits, each bit +1 or -1) or "hamming" (sign bits of the queries).
     dtype : {"float32", "float16", "int8", "binary"}
         How vectors are stored and searched first. Cosine indexes store
-        normalized rows (`normalized`), so their search is a dot product.
+        normalized rows (`normalized`); with float32 storage their search is
+        then a dot product with the unit query.
     rescore : {None, "float32", "float16", "int8"}
         Also store the vectors this way, and re-rank the first stage's best
         ``k * rescore_factor`` rows with them.
@@ -186,8 +190,9 @@ class Index:
 
     Notes
     -----
-    Searches may run from many threads at once; `add`, `remove` and
-    `compact` are serialized by a lock but should not overlap searches.
+    Searches may run from many threads at once, and while another thread
+    changes the index: each works on a snapshot taken when it starts.
+    `add`, `remove` and `compact` are serialized by a lock.
     """
 
     def __init__(self, dim: int, metric: str = "cosine", dtype: str = "float32",
@@ -361,7 +366,7 @@ class Index:
                     self._mark_dead(self._find(new[alive])[0])
                 if found.any():
                     self.compact()  # a dead row still holds one of these ids
-            self._append(new, encoded)
+            self._append(new, encoded, source=np.asarray(vectors))
             self._next_id = max(self._next_id, int(new.max()) + 1)
         return new
 
@@ -393,14 +398,19 @@ class Index:
             return binary_quantize(x)
         return x
 
-    def _append(self, new: np.ndarray, encoded: dict[str, np.ndarray]) -> None:
+    def _append(self, new: np.ndarray, encoded: dict[str, np.ndarray],
+                source: np.ndarray) -> None:
         in_order = bool((new[1:] > new[:-1]).all())
         order = None if in_order else np.argsort(new)
         new_ids = new if order is None else new[order]
         largest = self._ids.array[-1] if self._ids.count else -1
         self._ids.append(new_ids)
         for name, rows in encoded.items():
-            self._stores[name].append(rows if order is None else rows[order])
+            if order is not None:
+                rows = rows[order]
+            # Rows the index made itself (normalized, encoded, reordered) need
+            # no copy; the caller's own array must be copied.
+            self._stores[name].append(rows, not np.may_share_memory(rows, source))
         if self._alive is not None:
             self._alive = np.concatenate([self._alive, np.ones(len(new), bool)])
         if new_ids[0] < largest:

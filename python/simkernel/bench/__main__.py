@@ -15,7 +15,7 @@ from pathlib import Path
 
 import simkernel as sk
 
-from . import index_costs, memory, plots, recall_speed
+from . import index_costs, memory, plots, recall_speed, summary
 from .libraries import LIBRARIES
 from .progress import Progress
 from .run import Result, run_scenario
@@ -123,7 +123,10 @@ def main(argv: list[str] | None = None) -> None:
         peak_memory.close()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    written = [out / "results.json"]
+    lines = summary.table(runs)
+    print("### summary\n\n" + "\n".join(lines) + "\n", flush=True)
+    (out / "summary.md").write_text(header + "\n\n" + "\n".join(lines) + "\n")
+    written = [out / "results.json", out / "summary.md"]
     (out / "results.json").write_text(json.dumps(
         {"header": header, "capabilities": caps, "scale": scale,
          "results": [r.as_dict() for _, results in runs for r in results],

@@ -209,6 +209,62 @@ def prepare_numkong(scenario: Scenario, data: Data, threads: int) -> Search:
     return search
 
 
+def _float32_only(scenario: Scenario, library: str) -> None:
+    if scenario.kind != "float32":
+        raise ImportError(f"{library} is compared on float32 corpora only")
+
+
+def prepare_torch(scenario: Scenario, data: Data, threads: int) -> Search:
+    """Blocked ``q @ corpus.T`` + ``torch.topk``, only where torch is already
+    installed (the bench extra does not pull it in)."""
+    import torch  # type: ignore[import-not-found]  # optional: only where installed
+
+    _float32_only(scenario, "torch")
+    torch.set_num_threads(threads)
+    queries, corpus = torch.from_numpy(data.search_queries), torch.from_numpy(data.corpus)
+    largest = scenario.metric in ("dot", "cosine")
+    block = max(scenario.k, _BLOCK_BYTES // (4 * len(queries)))
+
+    def search() -> tuple[np.ndarray, np.ndarray]:
+        best_scores = torch.empty((len(queries), 0))
+        best_index = torch.empty((len(queries), 0), dtype=torch.int64)
+        with torch.inference_mode():
+            for start in range(0, len(corpus), block):
+                rows = corpus[start:start + block]
+                scores = queries @ rows.T
+                if scenario.metric == "l2":  # + |q|^2, the same for every row
+                    scores = (rows * rows).sum(dim=1)[None, :] - 2 * scores
+                top = torch.topk(scores, min(scenario.k, scores.shape[1]), dim=1, largest=largest)
+                merged = torch.cat([best_scores, top.values], dim=1)
+                merged_index = torch.cat([best_index, top.indices + start], dim=1)
+                keep = torch.topk(merged, min(scenario.k, merged.shape[1]), dim=1, largest=largest)
+                best_scores = keep.values
+                best_index = torch.gather(merged_index, 1, keep.indices)
+        return best_scores.numpy(), best_index.numpy()
+    return search
+
+
+def prepare_sentence_transformers(scenario: Scenario, data: Data, threads: int) -> Search:
+    """``sentence_transformers.util.semantic_search`` (cosine or dot), only
+    where it is already installed."""
+    import torch  # type: ignore[import-not-found]  # optional: only where installed
+    from sentence_transformers import util  # type: ignore[import-not-found]
+
+    _float32_only(scenario, "sentence-transformers")
+    if scenario.metric not in ("cosine", "dot"):
+        raise ImportError("semantic_search scores by cosine or dot only")
+    torch.set_num_threads(threads)
+    queries, corpus = torch.from_numpy(data.search_queries), torch.from_numpy(data.corpus)
+    score = util.cos_sim if scenario.metric == "cosine" else util.dot_score
+
+    def search() -> tuple[np.ndarray, np.ndarray]:
+        hits = util.semantic_search(queries, corpus, top_k=scenario.k, score_function=score)
+        scores = np.array([[hit["score"] for hit in row] for row in hits], dtype=np.float32)
+        indices = np.array([[hit["corpus_id"] for hit in row] for row in hits], dtype=np.int64)
+        return scores, indices
+    return search
+
+
 LIBRARIES: dict[str, Prepare] = {
     "simkernel": prepare_simkernel,
     "simkernel-avx512": prepare_simkernel_avx512,
@@ -217,4 +273,6 @@ LIBRARIES: dict[str, Prepare] = {
     "faiss": prepare_faiss,
     "usearch": prepare_usearch,
     "numkong": prepare_numkong,
+    "torch": prepare_torch,
+    "sentence-transformers": prepare_sentence_transformers,
 }
