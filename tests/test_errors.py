@@ -186,3 +186,11 @@ def test_index_takes_bit_packed_rows_only_where_they_are_enough():
         sk.Index(16, "cosine", "binary", rescore="float32").add(np.zeros((1, 2), np.uint8))
     with pytest.raises(ValueError, match=r"bit-packed vectors must have shape \(n, 2\)"):
         sk.Index(16, "hamming", "binary").add(np.zeros((1, 3), np.uint8))
+
+
+def test_a_cosine_index_checks_finiteness_through_the_norms():
+    index = sk.Index(2, "cosine")
+    with pytest.raises(ValueError, match="vectors contains NaN"):
+        index.add([[np.inf, 1.0]])
+    index.add([[3e20, 4e20]])  # finite, though its square overflows float32
+    np.testing.assert_allclose(index.get(0), [0.6, 0.8], rtol=1e-6)

@@ -137,8 +137,10 @@ class _State(NamedTuple):
     stores: dict[str, Pieces]
 
 
-def _float_rows(x: ArrayLike, name: str, dim: int) -> tuple[np.ndarray, bool]:
-    """float32 (n, dim) finite rows, and whether ``x`` was one 1-D vector."""
+def _float_rows(x: ArrayLike, name: str, dim: int,
+                unit: bool = False) -> tuple[np.ndarray, bool]:
+    """float32 (n, dim) finite rows (scaled to unit length if ``unit``), and
+    whether ``x`` was one 1-D vector."""
     array = np.asarray(x)
     if array.dtype.kind != "f":
         raise TypeError(f"{name} must be float vectors (float16, float32 or float64), "
@@ -148,15 +150,26 @@ def _float_rows(x: ArrayLike, name: str, dim: int) -> tuple[np.ndarray, bool]:
     if rows.ndim != 2 or rows.shape[1] != dim:
         raise ValueError(f"{name} must have shape (n, {dim}) for this index, got {array.shape}")
     rows = rows.astype(np.float32, copy=False)
+    if unit:
+        return _normalized(rows, name), one
     if not np.isfinite(rows).all():
         raise ValueError(f"{name} contains NaN or infinity")
     return rows, one
 
 
-def _normalized(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (zero rows stay zero). float32 sums are
-    accurate to about 1e-6 here, far inside the cosine tolerance."""
-    norms = np.sqrt(np.einsum("ij,ij->i", x, x))
+def _normalized(x: np.ndarray, name: str) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), checked finite on the
+    way: a NaN or infinity makes its row's norm non-finite, so no pass of its
+    own is needed. float32 sums are accurate to about 1e-6 here, far inside
+    the cosine tolerance."""
+    norms2 = np.einsum("ij,ij->i", x, x)
+    if not np.isfinite(norms2).all():
+        if not np.isfinite(x).all():
+            raise ValueError(f"{name} contains NaN or infinity")
+        # Finite values whose squares overflow float32: divide in float64.
+        norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))
+        return (x / np.where(norms > 0, norms, 1.0)[:, None]).astype(np.float32)
+    norms = np.sqrt(norms2)
     scale = np.divide(np.float32(1), norms, out=np.zeros_like(norms), where=norms > 0)
     return x * scale[:, None]
 
@@ -343,7 +356,8 @@ class Index:
             int64 ids of the added vectors, in the order given.
         """
         bits = self._packed_bits(vectors)
-        x = bits if bits is not None else _float_rows(vectors, "vectors", self.dim)[0]
+        x = bits if bits is not None else _float_rows(vectors, "vectors", self.dim,
+                                                      unit=self.normalized)[0]
         with self._lock:
             new = self._new_ids(ids, len(x), replace)
             if len(new) == 0:
@@ -352,8 +366,6 @@ class Index:
             if bits is not None:
                 encoded = {"primary": bits}
             else:
-                if self.normalized:
-                    x = _normalized(x)
                 if quantizer is None and "int8" in (self.dtype, self.rescore):
                     quantizer = Int8Quantizer.fit(x)
                 encoded = {name: self._encode(self._kind(name), x, quantizer)
@@ -550,7 +562,7 @@ class Index:
         factor that turns their scores into the metric on decoded vectors."""
         # Queries meet stored rows as they were stored: normalized for
         # cosine (which the int8 scale was fitted on).
-        unit = _normalized(q) if self.normalized else q
+        unit = _normalized(q, "queries") if self.normalized else q
         prefix = unit if dims is None else unit[:, :dims]
         if kind == "binary":
             if self.metric == "hamming" or not self.asymmetric:
