@@ -233,7 +233,7 @@ def prepare_torch(scenario: Scenario, data: Data, threads: int) -> Search:
                 rows = corpus[start:start + block]
                 scores = queries @ rows.T
                 if scenario.metric == "l2":  # + |q|^2, the same for every row
-                    scores = (rows * rows).sum(dim=1)[None, :] - 2 * scores
+                    scores = torch.einsum("ij,ij->i", rows, rows)[None, :] - 2 * scores
                 top = torch.topk(scores, min(scenario.k, scores.shape[1]), dim=1, largest=largest)
                 merged = torch.cat([best_scores, top.values], dim=1)
                 merged_index = torch.cat([best_index, top.indices + start], dim=1)
