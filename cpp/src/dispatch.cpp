@@ -17,7 +17,7 @@ namespace {
 
 struct Features {
   bool avx2 = false;     // with FMA, F16C, POPCNT and OS support for YMM state
-  bool avx512 = false;   // F, BW, VL, DQ and OS support for ZMM state
+  bool avx512 = false;   // F, BW, VL, DQ, VNNI, VPOPCNTDQ and OS support for ZMM state
   bool neon = false;
   std::vector<std::string> names;  // every feature seen, for capabilities()
 };
@@ -60,10 +60,12 @@ Features detect() {
   add(avx512dq, "avx512dq");
   add(avx512bw, "avx512bw");
   add(avx512vl, "avx512vl");
-  add((c7 & (1u << 11)) && zmm, "avx512_vnni");
-  add((c7 & (1u << 14)) && zmm, "avx512_vpopcntdq");
+  bool vnni = (c7 & (1u << 11)) && zmm, vpopcntdq = (c7 & (1u << 14)) && zmm;
+  add(vnni, "avx512_vnni");
+  add(vpopcntdq, "avx512_vpopcntdq");
   f.avx2 = avx && fma && f16c && popcnt && ymm && (b7 & (1u << 5));
-  f.avx512 = f.avx2 && avx512f && avx512dq && avx512bw && avx512vl;
+  // The Ice Lake / Zen 4 level: older AVX-512 CPUs (Skylake-X) use AVX2.
+  f.avx512 = f.avx2 && avx512f && avx512dq && avx512bw && avx512vl && vnni && vpopcntdq;
   return f;
 }
 #elif SIMKERNEL_ARM64
