@@ -11,7 +11,6 @@
 #pragma GCC diagnostic pop
 
 #include <algorithm>
-#include <array>
 #include <cstring>
 
 #include "simkernel/kernels.hpp"
@@ -208,51 +207,94 @@ void float_tile(const Tile& t) {
   }
 }
 
-// np.packbits puts the first dimension in a byte's top bit; mask lane i is
-// bit i, so each byte's bits are reversed to make a lane mask.
-constexpr std::array<std::uint8_t, 256> reversed_bytes() {
-  std::array<std::uint8_t, 256> table{};
-  for (unsigned b = 0; b < 256; ++b) {
-    unsigned r = 0;
-    for (unsigned bit = 0; bit < 8; ++bit) r |= ((b >> bit) & 1u) << (7 - bit);
-    table[b] = static_cast<std::uint8_t>(r);
-  }
-  return table;
-}
-constexpr std::array<std::uint8_t, 256> kReversed = reversed_bytes();
-
-// Set bits of 16 dimensions as a lane mask; bytes past the row are not read.
+// Set bits of 16 dimensions as a lane mask, from the (one or two) bytes that
+// hold them, broadcast to every lane and tested against that lane's bit.
+// np.packbits puts the first dimension in a byte's top bit, so lane i < 8
+// tests bit 7 - i of the first byte and lane 8 + i bit 7 - i of the second.
+// Bytes past the row are not read.
 __mmask16 bit_lanes(const std::uint8_t* c, std::size_t l, std::size_t dim) {
-  unsigned lo = kReversed[c[l / 8]];
-  unsigned hi = l + 8 < dim ? kReversed[c[l / 8 + 1]] : 0u;
-  return static_cast<__mmask16>(lo | (hi << 8));
+  const __m512i lane_bit = _mm512_setr_epi32(1 << 7, 1 << 6, 1 << 5, 1 << 4, 1 << 3, 1 << 2, 1 << 1, 1,
+                                             1 << 15, 1 << 14, 1 << 13, 1 << 12, 1 << 11, 1 << 10,
+                                             1 << 9, 1 << 8);
+  unsigned bytes = c[l / 8];
+  if (l + 8 < dim) bytes |= unsigned{c[l / 8 + 1]} << 8;
+  return _mm512_test_epi32_mask(_mm512_set1_epi32(static_cast<int>(bytes)), lane_bit);
 }
 
+// One query against NC bit rows at a time, flipping the query's signs
+// directly, each pair in float_row's fixed shape: an FMA with +1 or -1 is
+// exactly this add, so a score has the same bits here as on the widened
+// path below.
 template <int NC>
-void bits_block(const Tile& t, std::size_t i, std::size_t j0, float* scores) {
+void bits_rows(const Tile& t, std::size_t i, std::size_t j0, float* scores) {
   const float* q = row<float>(t.queries, t.query_stride, i);
   const std::uint8_t* c[NC];
   for (int j = 0; j < NC; ++j) c[j] = row<std::uint8_t>(t.corpus, t.corpus_stride, j0 + j);
-  __m512 acc[NC];
-  for (int j = 0; j < NC; ++j) acc[j] = _mm512_setzero_ps();
-  for (std::size_t l = 0; l < t.dim; l += 16) {
-    // Lanes past dim load as 0 and add nothing, whatever their bit says.
-    __m512 qv = F32::load_tail(q + l, t.dim - l);
-    __m512 negated = _mm512_sub_ps(_mm512_setzero_ps(), qv);
-    for (int j = 0; j < NC; ++j) {
-      __m512 signed_q = _mm512_mask_blend_ps(bit_lanes(c[j], l, t.dim), negated, qv);
-      acc[j] = _mm512_add_ps(acc[j], signed_q);
-    }
+  const __m512 sign = _mm512_set1_ps(-0.0f);
+  std::size_t full = t.dim / 16, steps = (t.dim + 15) / 16;
+  __m512 acc[NC][kClasses];
+  for (int j = 0; j < NC; ++j) {
+    for (int k = 0; k < kClasses; ++k) acc[j][k] = _mm512_setzero_ps();
   }
-  for (int j = 0; j < NC; ++j) scores[i * t.corpus_count + j0 + j] = _mm512_reduce_add_ps(acc[j]);
+  auto step = [&](std::size_t s, __m512 qv) {
+    __m512 flipped = _mm512_xor_ps(qv, sign);
+    for (int j = 0; j < NC; ++j) {
+      __m512& a = acc[j][s % kClasses];
+      a = _mm512_add_ps(a, _mm512_mask_blend_ps(bit_lanes(c[j], 16 * s, t.dim), flipped, qv));
+    }
+  };
+  for (std::size_t s = 0; s < full; ++s) step(s, F32::load(q + 16 * s));
+  // Lanes past dim load as 0 and add nothing, whatever their bit says.
+  if (full < steps) step(full, F32::load_tail(q + 16 * full, t.dim - 16 * full));
+  for (int j = 0; j < NC; ++j) {
+    scores[i * t.corpus_count + j0 + j] = _mm512_reduce_add_ps(combine(acc[j]));
+  }
+}
+
+void bits_query(const Tile& t, std::size_t i, float* scores) {
+  std::size_t j = 0;
+  for (; j + 4 <= t.corpus_count; j += 4) bits_rows<4>(t, i, j, scores);
+  for (; j < t.corpus_count; ++j) bits_rows<1>(t, i, j, scores);
+}
+
+// For several queries, bit rows are widened to +1.0 / -1.0 floats a chunk
+// at a time (on the stack, in L1) and scored by the float32 tile kernel: a
+// widened row serves every query of the tile. Rows too long for the buffer,
+// and fewer than 4 queries, flip signs directly.
+constexpr std::size_t kWidenedFloats = 8192;
+
+void widen_bits(const std::uint8_t* bits, std::size_t dim, float* out) {
+  const __m512 one = _mm512_set1_ps(1.0f), minus_one = _mm512_set1_ps(-1.0f);
+  for (std::size_t l = 0; l < dim; l += 16) {
+    __m512 v = _mm512_mask_blend_ps(bit_lanes(bits, l, dim), minus_one, one);
+    _mm512_mask_storeu_ps(out + l, first16(dim - l), v);
+  }
 }
 
 void dot_bits_tile(const Tile& t) {
   auto* scores = static_cast<float*>(t.scores);
-  for (std::size_t i = 0; i < t.query_count; ++i) {
-    std::size_t j = 0;
-    for (; j + 4 <= t.corpus_count; j += 4) bits_block<4>(t, i, j, scores);
-    for (; j < t.corpus_count; ++j) bits_block<1>(t, i, j, scores);
+  if (t.query_count < 4 || t.dim > kWidenedFloats) {
+    for (std::size_t i = 0; i < t.query_count; ++i) bits_query(t, i, scores);
+    return;
+  }
+  constexpr std::size_t kQueries = 16;
+  alignas(64) float widened[kWidenedFloats];
+  float part[kQueries * kWidenedFloats / 16];  // kQueries x chunk scores; chunk <= floats / 16
+  std::size_t chunk = kWidenedFloats / std::max<std::size_t>(t.dim, 16);
+  for (std::size_t j0 = 0; j0 < t.corpus_count; j0 += chunk) {
+    std::size_t n = std::min(chunk, t.corpus_count - j0);
+    for (std::size_t r = 0; r < n; ++r) {
+      widen_bits(row<std::uint8_t>(t.corpus, t.corpus_stride, j0 + r), t.dim, widened + r * t.dim);
+    }
+    for (std::size_t i0 = 0; i0 < t.query_count; i0 += kQueries) {
+      std::size_t m = std::min(kQueries, t.query_count - i0);
+      float_tile<F32>(Tile{row<float>(t.queries, t.query_stride, i0), t.query_stride, m, widened,
+                           static_cast<std::ptrdiff_t>(t.dim * sizeof(float)), n, t.dim, part,
+                           nullptr});
+      for (std::size_t i = 0; i < m; ++i) {
+        std::memcpy(scores + (i0 + i) * t.corpus_count + j0, part + i * n, n * sizeof(float));
+      }
+    }
   }
 }
 
