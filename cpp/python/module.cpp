@@ -86,6 +86,10 @@ Problem make_problem(const py::array& queries, const py::object& corpus,
     pieces.push_back(as_matrix(py::reinterpret_borrow<py::array>(piece), info.corpus_kind,
                                dim, "corpus"));
   }
+  if (info.pair == Pair::i8_i8 && dim > kMaxInt8Dim) {
+    throw py::value_error("int8 rows longer than " + std::to_string(kMaxInt8Dim) +
+                          " could overflow int32 scores");
+  }
   return {info.pair, parse_metric(metric),
           as_matrix(queries, info.query_kind, dim, "queries"), Corpus(std::move(pieces)),
           dim};

@@ -348,11 +348,14 @@ struct SquaredDistanceI8 {
   }
 };
 
+// `wide` holds the queries already widened to int16 (query i at i * stride,
+// zero-padded to whole steps), so each query step is a plain load.
 template <typename Op, int NQ, int NC>
-void int8_block(const Tile& t, std::size_t i0, std::size_t j0, std::int32_t* scores) {
-  const std::int8_t* q[NQ];
+void int8_block(const Tile& t, const std::int16_t* wide, std::size_t wide_stride, std::size_t i0,
+                std::size_t j0, std::int32_t* scores) {
+  const std::int16_t* q[NQ];
   const std::int8_t* c[NC];
-  for (int i = 0; i < NQ; ++i) q[i] = row<std::int8_t>(t.queries, t.query_stride, i0 + i);
+  for (int i = 0; i < NQ; ++i) q[i] = wide + (i0 + i) * wide_stride;
   for (int j = 0; j < NC; ++j) c[j] = row<std::int8_t>(t.corpus, t.corpus_stride, j0 + j);
   __m256i acc[NQ][NC];
   for (int i = 0; i < NQ; ++i) {
@@ -365,7 +368,7 @@ void int8_block(const Tile& t, std::size_t i0, std::size_t j0, std::int32_t* sco
       cv[j] = full ? load_i16(c[j] + l) : load_i16_tail(c[j] + l, t.dim - l);
     }
     for (int i = 0; i < NQ; ++i) {
-      __m256i qv = full ? load_i16(q[i] + l) : load_i16_tail(q[i] + l, t.dim - l);
+      __m256i qv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q[i] + l));
       for (int j = 0; j < NC; ++j) acc[i][j] = Op::step(qv, cv[j], acc[i][j]);
     }
   }
@@ -385,19 +388,42 @@ std::int32_t int8_sqnorm(const std::int8_t* c, std::size_t dim) {
   return sum_lanes(acc);
 }
 
+// Queries are widened to int16 once per tile, on the stack (64 KiB), in
+// groups that fit; a row of kMaxInt8Dim always does.
+constexpr std::size_t kWideInt16 = kMaxInt8Dim;
+
 template <typename Op>
-void int8_tile(const Tile& t) {
-  auto* scores = static_cast<std::int32_t*>(t.scores);
+void int8_queries(const Tile& t, std::size_t first, std::size_t count, std::int32_t* scores) {
+  std::size_t stride = (t.dim + 15) / 16 * 16;
+  alignas(32) std::int16_t wide[kWideInt16];
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::int8_t* q = row<std::int8_t>(t.queries, t.query_stride, first + i);
+    for (std::size_t l = 0; l < stride; l += 16) {
+      __m256i v = l + 16 <= t.dim ? load_i16(q + l) : load_i16_tail(q + l, t.dim - l);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(wide + i * stride + l), v);
+    }
+  }
+  std::int32_t* out = scores + first * t.corpus_count;
   std::size_t j = 0;
   for (; j + 3 <= t.corpus_count; j += 3) {
     std::size_t i = 0;
-    for (; i + 4 <= t.query_count; i += 4) int8_block<Op, 4, 3>(t, i, j, scores);
-    for (; i < t.query_count; ++i) int8_block<Op, 1, 3>(t, i, j, scores);
+    for (; i + 4 <= count; i += 4) int8_block<Op, 4, 3>(t, wide, stride, i, j, out);
+    for (; i < count; ++i) int8_block<Op, 1, 3>(t, wide, stride, i, j, out);
   }
   for (; j < t.corpus_count; ++j) {
     std::size_t i = 0;
-    for (; i + 4 <= t.query_count; i += 4) int8_block<Op, 4, 1>(t, i, j, scores);
-    for (; i < t.query_count; ++i) int8_block<Op, 1, 1>(t, i, j, scores);
+    for (; i + 4 <= count; i += 4) int8_block<Op, 4, 1>(t, wide, stride, i, j, out);
+    for (; i < count; ++i) int8_block<Op, 1, 1>(t, wide, stride, i, j, out);
+  }
+}
+
+template <typename Op>
+void int8_tile(const Tile& t) {
+  auto* scores = static_cast<std::int32_t*>(t.scores);
+  std::size_t stride = (t.dim + 15) / 16 * 16;
+  std::size_t group = kWideInt16 / std::max<std::size_t>(stride, 16);
+  for (std::size_t i = 0; i < t.query_count; i += group) {
+    int8_queries<Op>(t, i, std::min(group, t.query_count - i), scores);
   }
   if (t.corpus_norms != nullptr) {
     auto* norms = static_cast<std::int32_t*>(t.corpus_norms);

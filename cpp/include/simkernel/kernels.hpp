@@ -27,6 +27,10 @@ struct Tile {
 
 using TileKernel = void (*)(const Tile&);
 
+// int8 x int8 kernels take rows of at most this many elements: longer sums of
+// squares could overflow int32. Callers check it before any kernel runs.
+constexpr std::size_t kMaxInt8Dim = 32768;
+
 // Raw inner products (with the corpus rows' squared norms on request), exact
 // int8 squared distances and Hamming counts. The driver builds cosine and,
 // for float rows, sqeuclidean and l2 (|q|^2 + |c|^2 - 2 q.c) on these, so
