@@ -244,7 +244,7 @@ class Index:
     @property
     def normalized(self) -> bool:
         """Whether rows are stored normalized to unit length (cosine indexes)."""
-        return self.metric == "cosine" and self.dtype != "binary"
+        return self.metric == "cosine"
 
     @property
     def nbytes(self) -> int:
