@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import statistics
 import tempfile
-import time
 from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Callable
@@ -21,6 +20,8 @@ from typing import Callable
 import numpy as np
 
 import simkernel as sk
+
+from .run import timed
 
 NAME = "index costs"
 FULL_ROWS = 1_000_000
@@ -63,18 +64,11 @@ def saved_index(rows: int, path: str) -> float:
     index = sk.Index(DIM, "l2")
     for batch in make_batches(rows, seed=1):
         index.add(batch)
-    return _seconds(lambda: index.save(path))
-
-
-def _seconds(step: Callable[[], object]) -> float:
-    time.sleep(0.05)  # let other threads (BLAS, the previous step) go quiet
-    start = time.perf_counter()
-    step()
-    return time.perf_counter() - start
+    return timed(lambda: index.save(path))
 
 
 def _median_seconds(step: Callable[[], object], rounds: int) -> float:
-    return statistics.median(_seconds(step) for _ in range(rounds))
+    return statistics.median(timed(step) for _ in range(rounds))
 
 
 def measure(scale: float, rounds: int) -> list[Cost]:
@@ -90,7 +84,7 @@ def measure(scale: float, rounds: int) -> list[Cost]:
     times: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(rounds):  # interleaved, so no step gets a quieter machine
         for name, step in steps.items():
-            times[name].append(_seconds(step))
+            times[name].append(timed(step))
     label = f"{len(batches)} batches of {size} x {DIM}"
     base = statistics.median(times["np.concatenate"])
     costs = [Cost(f"{name}: {label}", statistics.median(t),

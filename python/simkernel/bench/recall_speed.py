@@ -11,8 +11,8 @@ clustered ones (see `synthetic`).
 from __future__ import annotations
 
 import statistics
-import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Optional
 
@@ -20,6 +20,9 @@ import numpy as np
 
 import simkernel as sk
 from simkernel import quality
+
+from .run import timed
+from .scenarios import unit
 
 NAME = "quality"
 K = 10
@@ -50,10 +53,6 @@ def load(folder: Path) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray], st
     return corpus, queries, qrels, f"{folder.name}: {corpus.shape[0]} x {corpus.shape[1]}"
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
 def synthetic(scale: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray, None, str]:
     """Clustered unit vectors (400 centres, each row its centre plus a larger
     random offset), so rows have near neighbours as real embeddings do, and
@@ -62,11 +61,11 @@ def synthetic(scale: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray, None
     known rows are too easy to find to say anything."""
     rng = np.random.default_rng(seed)
     n = max(2000, round(SYNTHETIC_ROWS * min(1.0, 20 * scale)))
-    centres = _unit(rng.standard_normal((400, DIM), dtype=np.float32))
-    offsets = _unit(rng.standard_normal((n, DIM), dtype=np.float32))
-    corpus = _unit(centres[rng.integers(0, len(centres), n)] + 1.5 * offsets)
+    centres = unit(rng.standard_normal((400, DIM), dtype=np.float32))
+    offsets = unit(rng.standard_normal((n, DIM), dtype=np.float32))
+    corpus = unit(centres[rng.integers(0, len(centres), n)] + 1.5 * offsets)
     near = rng.choice(n, size=min(SYNTHETIC_QUERIES, n), replace=False)
-    queries = corpus[near] + 0.7 * _unit(rng.standard_normal((len(near), DIM), dtype=np.float32))
+    queries = corpus[near] + 0.7 * unit(rng.standard_normal((len(near), DIM), dtype=np.float32))
     return corpus, queries, None, f"synthetic clustered: {n} x {DIM}"
 
 
@@ -79,19 +78,12 @@ def measure(corpus: np.ndarray, queries: np.ndarray, qrels: Optional[np.ndarray]
     times: dict[str, list[float]] = {name: [] for name in indexes}
     for _ in range(rounds):
         for name, index in indexes.items():
-            times[name].append(_seconds(index, queries, threads))
+            times[name].append(timed(partial(index.search, queries, k=K, threads=threads)))
     return [Row(name, statistics.median(times[name]), quality.recall_at_k(found[name], exact),
                 None if qrels is None else quality.hit_rate_at_k(found[name], qrels),
                 None if qrels is None else quality.ndcg_at_k(found[name], qrels),
                 index.nbytes)
             for name, index in indexes.items()]
-
-
-def _seconds(index: sk.Index, queries: np.ndarray, threads: int) -> float:
-    time.sleep(0.05)  # let other threads go quiet first
-    start = time.perf_counter()
-    index.search(queries, k=K, threads=threads)
-    return time.perf_counter() - start
 
 
 def table(rows: list[Row]) -> list[str]:

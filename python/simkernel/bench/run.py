@@ -42,7 +42,8 @@ class Result:
         return asdict(self)
 
 
-def _timed(search: Callable[[], object]) -> float:
+def timed(search: Callable[[], object]) -> float:
+    """Seconds one call takes, after a pause that lets other threads go quiet."""
     time.sleep(PAUSE_SECONDS)
     start = time.perf_counter()
     search()
@@ -90,8 +91,8 @@ def run_scenario(scenario: Scenario, threads: int, rounds: int,
     times: dict[str, list[float]] = {name: [] for name in searches}
     times.update({name: [seconds] for name, seconds in slow.items()})
     for _ in range(rounds):
-        for name, timed in searches.items():
-            times[name].append(_timed(timed))
+        for name, call in searches.items():
+            times[name].append(timed(call))
     for name, samples in times.items():
         median = statistics.median(samples)
         results[name].seconds = median

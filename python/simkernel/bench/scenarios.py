@@ -62,10 +62,13 @@ class Data:
     codec: sk.Int8Quantizer | None = None
 
 
+def unit(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length."""
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
 def _unit_rows(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
-    x = rng.standard_normal((n, dim), dtype=np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    return x
+    return unit(rng.standard_normal((n, dim), dtype=np.float32))
 
 
 def make_data(scenario: Scenario, seed: int = 0) -> Data:
