@@ -19,6 +19,7 @@ struct Features {
   bool avx2 = false;     // with FMA, F16C, POPCNT and OS support for YMM state
   bool avx512 = false;   // F, BW, VL, DQ, VNNI, VPOPCNTDQ and OS support for ZMM state
   bool neon = false;
+  bool neon_dotprod = false;  // NEON with the Armv8.2 sdot / udot instructions
   std::vector<std::string> names;  // every feature seen, for capabilities()
 };
 
@@ -75,7 +76,8 @@ Features detect() {
   f.neon = hwcap & (1ul << 1);          // HWCAP_ASIMD
   if (f.neon) f.names.emplace_back("neon");
   if (hwcap & (1ul << 10)) f.names.emplace_back("asimdhp");  // HWCAP_ASIMDHP
-  if (hwcap & (1ul << 20)) f.names.emplace_back("asimddp");  // HWCAP_ASIMDDP
+  f.neon_dotprod = f.neon && (hwcap & (1ul << 20));          // HWCAP_ASIMDDP
+  if (f.neon_dotprod) f.names.emplace_back("asimddp");
   return f;
 }
 #else
@@ -98,7 +100,8 @@ const Kernels& table(Isa isa) {
   if (isa == Isa::avx512) return avx512_table;
 #endif
 #if SIMKERNEL_HAVE_NEON
-  static const Kernels neon_table = neon::kernels();
+  static const Kernels neon_table =
+      features().neon_dotprod ? neon_dotprod::kernels() : neon::kernels();
   if (isa == Isa::neon) return neon_table;
 #endif
   (void)isa;

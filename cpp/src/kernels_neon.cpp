@@ -1,12 +1,20 @@
 // NEON (AArch64 Advanced SIMD) kernels: part of every arm64 CPU, so this file
-// needs no extra flags; dispatch still checks HWCAP before using it.
+// needs no extra flags; dispatch still checks HWCAP before using it. It is
+// compiled a second time, with +dotprod, by kernels_neon_dotprod.cpp: there
+// the int8 x int8 steps use the Armv8.2 dot-product instructions, and
+// dispatch picks that table on CPUs that report them.
 #include <arm_neon.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "simkernel/kernels.hpp"
 
-namespace simkernel::neon {
+#ifndef SIMKERNEL_NEON_NAMESPACE
+#define SIMKERNEL_NEON_NAMESPACE neon
+#endif
+
+namespace simkernel::SIMKERNEL_NEON_NAMESPACE {
 namespace {
 
 template <typename T>
@@ -192,48 +200,100 @@ void float_tile(const Tile& t) {
   }
 }
 
-// Each bit is +1 (set) or -1 (clear), first dimension in the top bit; the
-// sign bit of each query lane is flipped where its bit is clear.
-Eight signed_by_bits(Eight q, std::uint8_t byte) {
+// Each bit is +1 (set) or -1 (clear), first dimension in the top bit: the
+// byte broadcast to every lane and tested against one bit per lane gives the
+// lanes whose sign to flip.
+Eight bit_signs(std::uint8_t byte) {
   static const std::uint32_t kLoBits[4] = {128, 64, 32, 16};
   static const std::uint32_t kHiBits[4] = {8, 4, 2, 1};
   uint32x4_t bits = vdupq_n_u32(byte);
   uint32x4_t sign = vdupq_n_u32(0x80000000u);
-  uint32x4_t flip_lo = vbicq_u32(sign, vtstq_u32(bits, vld1q_u32(kLoBits)));
-  uint32x4_t flip_hi = vbicq_u32(sign, vtstq_u32(bits, vld1q_u32(kHiBits)));
-  return {vreinterpretq_f32_u32(veorq_u32(vreinterpretq_u32_f32(q.lo), flip_lo)),
-          vreinterpretq_f32_u32(veorq_u32(vreinterpretq_u32_f32(q.hi), flip_hi))};
+  return {vreinterpretq_f32_u32(vbicq_u32(sign, vtstq_u32(bits, vld1q_u32(kLoBits)))),
+          vreinterpretq_f32_u32(vbicq_u32(sign, vtstq_u32(bits, vld1q_u32(kHiBits))))};
 }
 
-template <int NC>
-void bits_block(const Tile& t, std::size_t i, std::size_t j0, float* scores) {
+float32x4_t flip(float32x4_t q, float32x4_t sign) {
+  return vreinterpretq_f32_u32(veorq_u32(vreinterpretq_u32_f32(q), vreinterpretq_u32_f32(sign)));
+}
+
+// One query against bit rows, flipping the query's signs directly, in
+// float_row's fixed shape: an FMA with +1 or -1 is exactly this add, so a
+// score has the same bits here as on the widened path below.
+void bits_rows(const Tile& t, std::size_t i, float* scores) {
   const float* q = row<float>(t.queries, t.query_stride, i);
-  const std::uint8_t* c[NC];
-  for (int j = 0; j < NC; ++j) c[j] = row<std::uint8_t>(t.corpus, t.corpus_stride, j0 + j);
-  float32x4_t acc[NC];
-  for (int j = 0; j < NC; ++j) acc[j] = vdupq_n_f32(0);
-  for (std::size_t l = 0; l < t.dim; l += 8) {
-    // Lanes past dim load as 0 and add nothing, whatever their bit says.
-    Eight qv = l + 8 <= t.dim ? F32::load(q + l) : F32::load_tail(q + l, t.dim - l);
-    for (int j = 0; j < NC; ++j) {
-      Eight s = signed_by_bits(qv, c[j][l / 8]);
-      acc[j] = vaddq_f32(vaddq_f32(acc[j], s.lo), s.hi);
+  std::size_t full = t.dim / 8;
+  for (std::size_t j = 0; j < t.corpus_count; ++j) {
+    const std::uint8_t* c = row<std::uint8_t>(t.corpus, t.corpus_stride, j);
+    float32x4_t acc[kClasses];
+    for (int k = 0; k < kClasses; ++k) acc[k] = vdupq_n_f32(0);
+    auto step = [&](std::size_t k, Eight qv, std::uint8_t byte) {
+      Eight sign = bit_signs(byte);
+      acc[k] = vaddq_f32(vaddq_f32(acc[k], flip(qv.lo, sign.lo)), flip(qv.hi, sign.hi));
+    };
+    for (std::size_t s = 0; s < full; ++s) step(s % kClasses, F32::load(q + 8 * s), c[s]);
+    if (8 * full < t.dim) {
+      // Lanes past dim load as 0 and add nothing, whatever their bit says.
+      step(full % kClasses, F32::load_tail(q + 8 * full, t.dim - 8 * full), c[full]);
     }
+    scores[i * t.corpus_count + j] = vaddvq_f32(combine(acc));
   }
-  for (int j = 0; j < NC; ++j) scores[i * t.corpus_count + j0 + j] = vaddvq_f32(acc[j]);
+}
+
+// For several queries, bit rows are widened to +1.0 / -1.0 floats a chunk
+// at a time (on the stack, in L1) and scored by the float32 tile kernel: a
+// widened row serves every query of the tile instead of being re-signed per
+// query. Rows too long for the buffer, and fewer than 4 queries, flip signs
+// directly.
+constexpr std::size_t kWidenedFloats = 8192;
+
+void widen_bits(const std::uint8_t* bits, std::size_t dim, float* out) {
+  const float32x4_t one = vdupq_n_f32(1.0f);
+  auto widened = [&](std::uint8_t byte) {
+    Eight sign = bit_signs(byte);
+    return Eight{flip(one, sign.lo), flip(one, sign.hi)};
+  };
+  std::size_t full = dim / 8;
+  for (std::size_t b = 0; b < full; ++b) {
+    Eight v = widened(bits[b]);
+    vst1q_f32(out + 8 * b, v.lo);
+    vst1q_f32(out + 8 * b + 4, v.hi);
+  }
+  if (dim % 8 != 0) {
+    float lanes[8];
+    Eight v = widened(bits[full]);
+    vst1q_f32(lanes, v.lo);
+    vst1q_f32(lanes + 4, v.hi);
+    std::memcpy(out + 8 * full, lanes, (dim % 8) * sizeof(float));
+  }
 }
 
 void dot_bits_tile(const Tile& t) {
   auto* scores = static_cast<float*>(t.scores);
-  for (std::size_t i = 0; i < t.query_count; ++i) {
-    std::size_t j = 0;
-    for (; j + 4 <= t.corpus_count; j += 4) bits_block<4>(t, i, j, scores);
-    for (; j < t.corpus_count; ++j) bits_block<1>(t, i, j, scores);
+  if (t.query_count < 4 || t.dim > kWidenedFloats) {
+    for (std::size_t i = 0; i < t.query_count; ++i) bits_rows(t, i, scores);
+    return;
+  }
+  constexpr std::size_t kQueries = 16;
+  float widened[kWidenedFloats];
+  float part[kQueries * kWidenedFloats / 8];  // kQueries x chunk scores; chunk <= floats / 8
+  std::size_t chunk = kWidenedFloats / std::max<std::size_t>(t.dim, 8);
+  for (std::size_t j0 = 0; j0 < t.corpus_count; j0 += chunk) {
+    std::size_t n = std::min(chunk, t.corpus_count - j0);
+    for (std::size_t r = 0; r < n; ++r) {
+      widen_bits(row<std::uint8_t>(t.corpus, t.corpus_stride, j0 + r), t.dim, widened + r * t.dim);
+    }
+    for (std::size_t i0 = 0; i0 < t.query_count; i0 += kQueries) {
+      std::size_t m = std::min(kQueries, t.query_count - i0);
+      float_tile<F32>(Tile{row<float>(t.queries, t.query_stride, i0), t.query_stride, m, widened,
+                           static_cast<std::ptrdiff_t>(t.dim * sizeof(float)), n, t.dim, part,
+                           nullptr});
+      for (std::size_t i = 0; i < m; ++i) {
+        std::memcpy(scores + (i0 + i) * t.corpus_count + j0, part + i * n, n * sizeof(float));
+      }
+    }
   }
 }
 
-// int8 x int8 with widening multiplies: products (|p| <= 2^14) are exact in
-// int16, squared differences (<= 255^2) in int32; every int8 value works.
 int8x16_t load_i8(const std::int8_t* p, std::size_t n) {
   if (n >= 16) return vld1q_s8(p);
   std::int8_t buffer[16] = {};
@@ -241,6 +301,25 @@ int8x16_t load_i8(const std::int8_t* p, std::size_t n) {
   return vld1q_s8(buffer);
 }
 
+#if defined(__ARM_FEATURE_DOTPROD)
+// sdot sums four int8 products (each |p| <= 2^14) into an int32 lane: exact
+// for every int8 value, -128 included, one instruction per 16 pairs.
+struct DotI8 {
+  static int32x4_t step(int8x16_t a, int8x16_t b, int32x4_t acc) { return vdotq_s32(acc, a, b); }
+};
+
+// |a - b| of two int8 values is at most 255: sabd gives it exactly as a
+// uint8, and udot squares and sums four of them (<= 4 * 255^2) per uint32
+// lane. The total for rows within kMaxInt8Dim fits int32.
+struct SquaredDistanceI8 {
+  static int32x4_t step(int8x16_t a, int8x16_t b, int32x4_t acc) {
+    uint8x16_t d = vreinterpretq_u8_s8(vabdq_s8(a, b));
+    return vreinterpretq_s32_u32(vdotq_u32(vreinterpretq_u32_s32(acc), d, d));
+  }
+};
+#else
+// int8 x int8 with widening multiplies: products (|p| <= 2^14) are exact in
+// int16, squared differences (<= 255^2) in int32; every int8 value works.
 struct DotI8 {
   static int32x4_t step(int8x16_t a, int8x16_t b, int32x4_t acc) {
     acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(a), vget_low_s8(b)));
@@ -258,6 +337,7 @@ struct SquaredDistanceI8 {
     return vmlal_high_s16(acc, hi, hi);
   }
 };
+#endif
 
 template <typename Op, int NQ, int NC>
 void int8_block(const Tile& t, std::size_t i0, std::size_t j0, std::int32_t* scores) {
@@ -372,4 +452,4 @@ Kernels kernels() {
   return k;
 }
 
-}  // namespace simkernel::neon
+}  // namespace simkernel::SIMKERNEL_NEON_NAMESPACE

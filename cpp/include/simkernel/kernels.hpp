@@ -61,5 +61,8 @@ Kernels kernels();
 namespace neon {
 Kernels kernels();
 }
+namespace neon_dotprod {  // the NEON kernels with sdot / udot (Armv8.2 DotProd)
+Kernels kernels();
+}
 
 }  // namespace simkernel
