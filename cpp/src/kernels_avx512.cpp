@@ -29,10 +29,6 @@ __mmask16 first16(std::size_t n) {
   return n >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << n) - 1);
 }
 
-__mmask32 first32(std::size_t n) {
-  return n >= 32 ? ~__mmask32{0} : static_cast<__mmask32>((1u << n) - 1);
-}
-
 __mmask64 first64(std::size_t n) {
   return n >= 64 ? ~__mmask64{0} : (__mmask64{1} << n) - 1;
 }
@@ -298,60 +294,6 @@ void dot_bits_tile(const Tile& t) {
   }
 }
 
-// int8 sign-extended to int16 and multiplied pairwise into int32 with
-// vpmaddwd: exact for every int8 value, -128 included.
-__m512i load_i16(const std::int8_t* p, std::size_t n) {
-  return _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(first32(n), p));
-}
-
-struct DotI8 {
-  static __m512i step(__m512i a, __m512i b, __m512i acc) {
-    return _mm512_add_epi32(acc, _mm512_madd_epi16(a, b));
-  }
-};
-
-struct SquaredDistanceI8 {
-  static __m512i step(__m512i a, __m512i b, __m512i acc) {
-    __m512i d = _mm512_sub_epi16(a, b);  // within [-255, 255]
-    return _mm512_add_epi32(acc, _mm512_madd_epi16(d, d));
-  }
-};
-
-template <typename Op, int NQ, int NC>
-void int8_block(const Tile& t, std::size_t i0, std::size_t j0, std::int32_t* scores) {
-  const std::int8_t* q[NQ];
-  const std::int8_t* c[NC];
-  for (int i = 0; i < NQ; ++i) q[i] = row<std::int8_t>(t.queries, t.query_stride, i0 + i);
-  for (int j = 0; j < NC; ++j) c[j] = row<std::int8_t>(t.corpus, t.corpus_stride, j0 + j);
-  __m512i acc[NQ][NC];
-  for (int i = 0; i < NQ; ++i) {
-    for (int j = 0; j < NC; ++j) acc[i][j] = _mm512_setzero_si512();
-  }
-  for (std::size_t l = 0; l < t.dim; l += 32) {
-    std::size_t n = t.dim - l;
-    __m512i cv[NC];
-    for (int j = 0; j < NC; ++j) cv[j] = load_i16(c[j] + l, n);
-    for (int i = 0; i < NQ; ++i) {
-      __m512i qv = load_i16(q[i] + l, n);
-      for (int j = 0; j < NC; ++j) acc[i][j] = Op::step(qv, cv[j], acc[i][j]);
-    }
-  }
-  for (int i = 0; i < NQ; ++i) {
-    for (int j = 0; j < NC; ++j) {
-      scores[(i0 + i) * t.corpus_count + j0 + j] = _mm512_reduce_add_epi32(acc[i][j]);
-    }
-  }
-}
-
-std::int32_t int8_sqnorm(const std::int8_t* c, std::size_t dim) {
-  __m512i acc = _mm512_setzero_si512();
-  for (std::size_t l = 0; l < dim; l += 32) {
-    __m512i v = load_i16(c + l, dim - l);
-    acc = DotI8::step(v, v, acc);
-  }
-  return _mm512_reduce_add_epi32(acc);
-}
-
 // int8 dot products with VNNI: vpdpbusd multiplies unsigned by signed bytes
 // and adds each 4 products into an int32 lane, without saturation. A corpus
 // byte XOR 0x80 is c + 128 as an unsigned byte, so it sums (c + 128) . q =
@@ -400,6 +342,20 @@ std::int32_t int8_sum(const std::int8_t* p, std::size_t dim) {
   return _mm512_reduce_add_epi32(acc);
 }
 
+// |c|^2 by the same trick: (c + 128) . c = |c|^2 + 128 sum(c), with sum(c)
+// from a second vpdpbusd against ones in the same pass.
+std::int32_t int8_sqnorm(const std::int8_t* c, std::size_t dim) {
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  const __m512i ones = _mm512_set1_epi8(1);
+  __m512i squares = _mm512_setzero_si512(), sum = _mm512_setzero_si512();
+  for (std::size_t l = 0; l < dim; l += 64) {
+    __m512i v = load_i8(c + l, dim - l);
+    squares = _mm512_dpbusd_epi32(squares, _mm512_xor_si512(v, flip), v);
+    sum = _mm512_dpbusd_epi32(sum, ones, v);
+  }
+  return _mm512_reduce_add_epi32(squares) - 128 * _mm512_reduce_add_epi32(sum);
+}
+
 // Up to 64 queries at a time, with their byte sums, in blocks of 4 x 6.
 void dot_i8_queries(const Tile& t, const std::int32_t* query_sums) {
   auto* scores = static_cast<std::int32_t*>(t.scores);
@@ -416,40 +372,44 @@ void dot_i8_queries(const Tile& t, const std::int32_t* query_sums) {
   }
 }
 
-void dot_i8_tile(const Tile& t) {
+// Squared distances as |q|^2 + |c|^2 - 2 q.c, each term exact by VNNI, so
+// the pairs run at the vpdpbusd rate and the squares cost a pass per row
+// and per query. The result (<= 255^2 * 32768) fits int32; unsigned
+// arithmetic keeps the intermediate steps defined.
+void dots_to_squared_distances(const Tile& t, const std::int32_t* query_norms) {
+  constexpr std::size_t kRows = 256;
+  std::uint32_t corpus_norms[kRows];
+  auto* scores = static_cast<std::uint32_t*>(t.scores);
+  for (std::size_t j0 = 0; j0 < t.corpus_count; j0 += kRows) {
+    std::size_t n = std::min(kRows, t.corpus_count - j0);
+    for (std::size_t j = 0; j < n; ++j) {
+      corpus_norms[j] = static_cast<std::uint32_t>(
+          int8_sqnorm(row<std::int8_t>(t.corpus, t.corpus_stride, j0 + j), t.dim));
+    }
+    for (std::size_t i = 0; i < t.query_count; ++i) {
+      std::uint32_t* out = scores + i * t.corpus_count + j0;
+      auto query_norm = static_cast<std::uint32_t>(query_norms[i]);
+      for (std::size_t j = 0; j < n; ++j) out[j] = query_norm + corpus_norms[j] - 2u * out[j];
+    }
+  }
+}
+
+template <bool SquaredDistances>
+void int8_tile(const Tile& t) {
   constexpr std::size_t kQueries = 64;
-  std::int32_t query_sums[kQueries];
+  std::int32_t query_sums[kQueries], query_norms[kQueries];
   for (std::size_t q0 = 0; q0 < t.query_count; q0 += kQueries) {
     Tile part = t;
     part.queries = row<std::int8_t>(t.queries, t.query_stride, q0);
     part.query_count = std::min(kQueries, t.query_count - q0);
     part.scores = static_cast<std::int32_t*>(t.scores) + q0 * t.corpus_count;
     for (std::size_t i = 0; i < part.query_count; ++i) {
-      query_sums[i] = int8_sum(row<std::int8_t>(part.queries, t.query_stride, i), t.dim);
+      const std::int8_t* q = row<std::int8_t>(part.queries, t.query_stride, i);
+      query_sums[i] = int8_sum(q, t.dim);
+      if (SquaredDistances) query_norms[i] = int8_sqnorm(q, t.dim);
     }
     dot_i8_queries(part, query_sums);
-  }
-  if (t.corpus_norms != nullptr) {
-    auto* norms = static_cast<std::int32_t*>(t.corpus_norms);
-    for (std::size_t r = 0; r < t.corpus_count; ++r) {
-      norms[r] = int8_sqnorm(row<std::int8_t>(t.corpus, t.corpus_stride, r), t.dim);
-    }
-  }
-}
-
-template <typename Op>
-void int8_tile(const Tile& t) {
-  auto* scores = static_cast<std::int32_t*>(t.scores);
-  std::size_t j = 0;
-  for (; j + 6 <= t.corpus_count; j += 6) {
-    std::size_t i = 0;
-    for (; i + 4 <= t.query_count; i += 4) int8_block<Op, 4, 6>(t, i, j, scores);
-    for (; i < t.query_count; ++i) int8_block<Op, 1, 6>(t, i, j, scores);
-  }
-  for (; j < t.corpus_count; ++j) {
-    std::size_t i = 0;
-    for (; i + 4 <= t.query_count; i += 4) int8_block<Op, 4, 1>(t, i, j, scores);
-    for (; i < t.query_count; ++i) int8_block<Op, 1, 1>(t, i, j, scores);
+    if (SquaredDistances) dots_to_squared_distances(part, query_norms);
   }
   if (t.corpus_norms != nullptr) {
     auto* norms = static_cast<std::int32_t*>(t.corpus_norms);
@@ -524,8 +484,8 @@ Kernels kernels() {
   k.dot_f16 = float_tile<F16>;
   k.dot_i8f = float_tile<I8>;
   k.dot_bitsf = dot_bits_tile;
-  k.dot_i8 = dot_i8_tile;
-  k.sqeuclidean_i8 = int8_tile<SquaredDistanceI8>;
+  k.dot_i8 = int8_tile<false>;
+  k.sqeuclidean_i8 = int8_tile<true>;
   k.hamming = hamming_tile;
   k.stream_sum = stream_sum;
   return k;
