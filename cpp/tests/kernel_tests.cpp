@@ -201,7 +201,7 @@ void test_kernels(const char* label, const Kernels& wide) {
   for (std::size_t n : {0, 1, 7, 8, 31, 32, 33, 63, 64, 65, 1000, 4099}) {
     check_stream_sum(label, wide, base, n, rng);
   }
-  const std::size_t dims[] = {0, 1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65, 100, 127, 128, 129, 384, 1000};
+  const std::size_t dims[] = {0, 1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65, 100, 127, 128, 129, 384, 1000, 17000};
   for (const KernelCase& c : kCases) {
     for (std::size_t dim : dims) {
       if (c.corpus == Elem::bits && dim == 0) continue;
