@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "simkernel/kernels.hpp"
+#include "widened_bits.hpp"
 
 namespace simkernel::avx2 {
 namespace {
@@ -276,13 +277,7 @@ void bits_rows(const Tile& t, std::size_t i, float* scores) {
   }
 }
 
-// For several queries, bit rows are widened to +1.0 / -1.0 floats a chunk
-// at a time (on the stack, in L1) and scored by the float32 tile kernel: a
-// widened row serves every query of the tile, and the batch runs at the FMA
-// rate of float search plus the widening. Rows too long for the buffer, and
-// fewer than 4 queries, flip signs directly.
-constexpr std::size_t kWidenedFloats = 8192;
-
+// A bit row as +1.0 / -1.0 floats, for detail::widened_bits_tile (batches).
 void widen_bits(const std::uint8_t* bits, std::size_t dim, float* out) {
   const __m256 one = _mm256_set1_ps(1.0f);
   std::size_t full = dim / 8;
@@ -296,32 +291,6 @@ void widen_bits(const std::uint8_t* bits, std::size_t dim, float* out) {
   }
 }
 
-void dot_bits_tile(const Tile& t) {
-  auto* scores = static_cast<float*>(t.scores);
-  if (t.query_count < 4 || t.dim > kWidenedFloats) {
-    for (std::size_t i = 0; i < t.query_count; ++i) bits_rows(t, i, scores);
-    return;
-  }
-  constexpr std::size_t kQueries = 16;
-  alignas(32) float widened[kWidenedFloats];
-  float part[kQueries * kWidenedFloats / 8];  // kQueries x chunk scores; chunk <= floats / 8
-  std::size_t chunk = kWidenedFloats / std::max<std::size_t>(t.dim, 8);
-  for (std::size_t j0 = 0; j0 < t.corpus_count; j0 += chunk) {
-    std::size_t n = std::min(chunk, t.corpus_count - j0);
-    for (std::size_t r = 0; r < n; ++r) {
-      widen_bits(row<std::uint8_t>(t.corpus, t.corpus_stride, j0 + r), t.dim, widened + r * t.dim);
-    }
-    for (std::size_t i0 = 0; i0 < t.query_count; i0 += kQueries) {
-      std::size_t m = std::min(kQueries, t.query_count - i0);
-      float_tile<F32>(Tile{row<float>(t.queries, t.query_stride, i0), t.query_stride, m, widened,
-                           static_cast<std::ptrdiff_t>(t.dim * sizeof(float)), n, t.dim, part,
-                           nullptr});
-      for (std::size_t i = 0; i < m; ++i) {
-        std::memcpy(scores + (i0 + i) * t.corpus_count + j0, part + i * n, n * sizeof(float));
-      }
-    }
-  }
-}
 
 // int8 rows sign-extended to int16 and multiplied pairwise into int32 with
 // vpmaddwd: exact for every int8 value, -128 included.
@@ -519,7 +488,7 @@ Kernels kernels() {
   k.dot_f32 = float_tile<F32>;
   k.dot_f16 = float_tile<F16>;
   k.dot_i8f = float_tile<I8>;
-  k.dot_bitsf = dot_bits_tile;
+  k.dot_bitsf = detail::widened_bits_tile<bits_rows, widen_bits, float_tile<F32>>;
   k.dot_i8 = int8_tile<DotI8>;
   k.sqeuclidean_i8 = int8_tile<SquaredDistanceI8>;
   k.hamming = hamming_tile;

@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "simkernel/kernels.hpp"
+#include "widened_bits.hpp"
 
 namespace simkernel::avx512 {
 namespace {
@@ -253,12 +254,7 @@ void bits_query(const Tile& t, std::size_t i, float* scores) {
   for (; j < t.corpus_count; ++j) bits_rows<1>(t, i, j, scores);
 }
 
-// For several queries, bit rows are widened to +1.0 / -1.0 floats a chunk
-// at a time (on the stack, in L1) and scored by the float32 tile kernel: a
-// widened row serves every query of the tile. Rows too long for the buffer,
-// and fewer than 4 queries, flip signs directly.
-constexpr std::size_t kWidenedFloats = 8192;
-
+// A bit row as +1.0 / -1.0 floats, for detail::widened_bits_tile (batches).
 void widen_bits(const std::uint8_t* bits, std::size_t dim, float* out) {
   const __m512 one = _mm512_set1_ps(1.0f), minus_one = _mm512_set1_ps(-1.0f);
   for (std::size_t l = 0; l < dim; l += 16) {
@@ -267,32 +263,6 @@ void widen_bits(const std::uint8_t* bits, std::size_t dim, float* out) {
   }
 }
 
-void dot_bits_tile(const Tile& t) {
-  auto* scores = static_cast<float*>(t.scores);
-  if (t.query_count < 4 || t.dim > kWidenedFloats) {
-    for (std::size_t i = 0; i < t.query_count; ++i) bits_query(t, i, scores);
-    return;
-  }
-  constexpr std::size_t kQueries = 16;
-  alignas(64) float widened[kWidenedFloats];
-  float part[kQueries * kWidenedFloats / 16];  // kQueries x chunk scores; chunk <= floats / 16
-  std::size_t chunk = kWidenedFloats / std::max<std::size_t>(t.dim, 16);
-  for (std::size_t j0 = 0; j0 < t.corpus_count; j0 += chunk) {
-    std::size_t n = std::min(chunk, t.corpus_count - j0);
-    for (std::size_t r = 0; r < n; ++r) {
-      widen_bits(row<std::uint8_t>(t.corpus, t.corpus_stride, j0 + r), t.dim, widened + r * t.dim);
-    }
-    for (std::size_t i0 = 0; i0 < t.query_count; i0 += kQueries) {
-      std::size_t m = std::min(kQueries, t.query_count - i0);
-      float_tile<F32>(Tile{row<float>(t.queries, t.query_stride, i0), t.query_stride, m, widened,
-                           static_cast<std::ptrdiff_t>(t.dim * sizeof(float)), n, t.dim, part,
-                           nullptr});
-      for (std::size_t i = 0; i < m; ++i) {
-        std::memcpy(scores + (i0 + i) * t.corpus_count + j0, part + i * n, n * sizeof(float));
-      }
-    }
-  }
-}
 
 // int8 dot products with VNNI: vpdpbusd multiplies unsigned by signed bytes
 // and adds each 4 products into an int32 lane, without saturation. A corpus
@@ -483,7 +453,7 @@ Kernels kernels() {
   k.dot_f32 = float_tile<F32>;
   k.dot_f16 = float_tile<F16>;
   k.dot_i8f = float_tile<I8>;
-  k.dot_bitsf = dot_bits_tile;
+  k.dot_bitsf = detail::widened_bits_tile<bits_query, widen_bits, float_tile<F32>>;
   k.dot_i8 = int8_tile<false>;
   k.sqeuclidean_i8 = int8_tile<true>;
   k.hamming = hamming_tile;
