@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+import simkernel as sk
 from simkernel import _backend, _numpy_backend
 
 NATIVE = _backend.native()
 BACKENDS = [_numpy_backend] + ([NATIVE] if NATIVE is not None else [])
-SUPPORTED_ISAS = NATIVE._core.capabilities()["supported"] if NATIVE is not None else []
+SUPPORTED_ISAS = sk.capabilities()["supported"] if NATIVE is not None else []
 
 
 @pytest.fixture(params=BACKENDS, ids=lambda b: b.name)
@@ -24,13 +25,10 @@ def isa(request):
     """Runs the test once per ISA path this CPU supports, native backend active."""
     if request.param is None:
         pytest.skip("the native core is not loaded")
-    core = NATIVE._core
-    before = core.capabilities()["isa"]
-    assert core.select_isa(request.param)
     previous = _backend.set_active(NATIVE)
-    yield request.param
+    with sk.use_isa(request.param):
+        yield request.param
     _backend.set_active(previous)
-    core.select_isa(before)
 
 
 def numpy_answer(function, *args, **kwargs):

@@ -1,4 +1,4 @@
-"""Backend and ISA choice at import (DESIGN section 3), each in a fresh process."""
+"""Backend and ISA choice (docs/backends.md): at import, each in a fresh process, and by sk.use_isa."""
 
 from __future__ import annotations
 
@@ -53,9 +53,12 @@ def test_default_is_native_with_the_best_verified_isa():
 
 
 @needs_native
-def test_avx512_is_never_chosen_without_being_asked_for():
+def test_the_widest_supported_isa_is_chosen_when_all_are_verified():
     caps, _ = run()
-    assert "avx512" not in caps["verified"] and caps["isa"] != "avx512"
+    # Every row of today's registry is verified, AVX-512 included, so the
+    # automatic choice is the best this CPU supports.
+    assert caps["verified"] == caps["supported"]
+    assert caps["isa"] == caps["supported"][-1]
 
 
 @needs_native
@@ -94,3 +97,52 @@ def test_without_the_core_a_forced_native_backend_is_an_import_error():
 def test_thread_count_follows_the_environment():
     caps, _ = run(env={"SIMKERNEL_NUM_THREADS": "3"})
     assert caps["threads"] == 3
+
+
+@needs_native
+@pytest.mark.parametrize("isa", SUPPORTED_ISAS)
+def test_use_isa_switches_and_a_with_block_switches_back(isa):
+    import simkernel as sk
+    before = sk.capabilities()["isa"]
+    with sk.use_isa(isa) as choice:
+        assert sk.capabilities()["isa"] == isa
+        assert choice.previous == before
+    assert sk.capabilities()["isa"] == before
+    sk.use_isa(isa)
+    assert sk.capabilities()["isa"] == isa
+    sk.use_isa(before)
+
+
+@needs_native
+def test_use_isa_refuses_unknown_and_unsupported_names_and_changes_nothing():
+    import simkernel as sk
+    before = sk.capabilities()["isa"]
+    with pytest.raises(ValueError, match="'sse9' is not one of scalar"):
+        sk.use_isa("sse9")
+    lacking = [row["name"] for row in NATIVE._core.isas() if not row["supported"]]
+    for name in lacking:
+        with pytest.raises(ValueError, match=f"'{name}' is not available here"):
+            sk.use_isa(name)
+    assert sk.capabilities()["isa"] == before
+
+
+def test_use_isa_without_the_core_is_a_runtime_error():
+    caps, _ = run("""
+        try:
+            sk.use_isa("scalar")
+        except RuntimeError as error:
+            caps["error"] = str(error)
+    """, env={"SIMKERNEL_BACKEND": "numpy"})
+    assert "native core" in caps["error"]
+
+
+@needs_native
+def test_the_registry_lists_every_compiled_isa_with_its_features_and_fallback():
+    rows = NATIVE._core.isas()
+    names = [row["name"] for row in rows]
+    import simkernel as sk
+    assert names == sk.capabilities()["compiled"] and names[0] == "scalar"
+    assert rows[0]["fallback"] is None and rows[0]["supported"]
+    for at, row in enumerate(rows[1:], start=1):
+        assert row["fallback"] in names[:at]  # gaps are filled from an earlier row
+        assert row["features"]

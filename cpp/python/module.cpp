@@ -226,26 +226,41 @@ double stream_sum_binding(const py::array_t<float, py::array::c_style>& data, in
   return stream_sum(values, n, workers);
 }
 
-std::vector<std::string> isa_names(const std::vector<Isa>& isas) {
-  std::vector<std::string> names;
-  for (Isa isa : isas) names.emplace_back(isa_name(isa));
-  return names;
+// The registry as Python reads it: one dict per row, in order of preference.
+py::list isas_binding() {
+  py::list rows;
+  for (const IsaInfo& isa : isas()) {
+    py::dict row;
+    row["name"] = isa.name;
+    row["features"] = isa.features;
+    row["verified"] = isa.verified;
+    row["fallback"] = isa.fallback ? py::object(py::str(isa.fallback)) : py::object(py::none());
+    row["supported"] = cpu_supports(isa);
+    rows.append(row);
+  }
+  return rows;
 }
 
 py::dict capabilities_binding() {
+  py::list compiled, supported, verified;
+  for (const IsaInfo& isa : isas()) {
+    compiled.append(isa.name);
+    if (cpu_supports(isa)) supported.append(isa.name);
+    if (cpu_supports(isa) && isa.verified) verified.append(isa.name);
+  }
   py::dict d;
-  d["isa"] = isa_name(active_isa());
-  d["compiled"] = isa_names(compiled_isas());
-  d["supported"] = isa_names(supported_isas());
-  d["verified"] = isa_names(verified_isas());
+  d["isa"] = active_isa().name;
+  d["compiled"] = compiled;
+  d["supported"] = supported;
+  d["verified"] = verified;
   d["cpu"] = cpu_features();
   return d;
 }
 
 bool select_isa_binding(const std::string& name) {
-  Isa isa;
-  if (!parse_isa(name, &isa)) throw py::value_error("unknown ISA '" + name + "'");
-  return select_isa(isa);
+  const IsaInfo* isa = find_isa(name);
+  if (isa == nullptr) throw py::value_error("unknown ISA '" + name + "'");
+  return select_isa(*isa);
 }
 
 }  // namespace
@@ -267,6 +282,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("stream_sum", &stream_sum_binding, py::arg("data"), py::arg("threads"),
         "Sum of a float32 array, each thread streaming its own slice (the "
         "benchmark's read-bandwidth probe).");
+  m.def("isas", &isas_binding);
   m.def("capabilities", &capabilities_binding);
   m.def("select_isa", &select_isa_binding, py::arg("name"));
 }

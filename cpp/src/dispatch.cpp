@@ -1,195 +1,186 @@
-// Detects the CPU once and keeps the kernel table for the chosen ISA.
+// Detects the CPU once and keeps the kernel table of the chosen ISA. This file
+// is compiled at the baseline and calls no kernel: choosing, and building the
+// complete tables, only copies function pointers out of constant data.
 #include "simkernel/dispatch.hpp"
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
+#include <sstream>
 
-#if defined(__x86_64__) || defined(_M_X64)
+#if defined(_MSC_VER) && (defined(_M_X64) || defined(_M_AMD64))
+#include <intrin.h>
+#define SIMKERNEL_X86 1
+#elif defined(__x86_64__)
 #include <cpuid.h>
 #define SIMKERNEL_X86 1
-#elif defined(__aarch64__)
-#include <sys/auxv.h>
+#elif defined(__aarch64__) || defined(_M_ARM64)
 #define SIMKERNEL_ARM64 1
+#if defined(__linux__)
+#include <sys/auxv.h>
+#elif defined(__APPLE__)
+#include <sys/sysctl.h>
+#endif
 #endif
 
 namespace simkernel {
 namespace {
 
-struct Features {
-  bool avx2 = false;     // with FMA, F16C, POPCNT and OS support for YMM state
-  bool avx512 = false;   // F, BW, VL, DQ, VNNI, VPOPCNTDQ and OS support for ZMM state
-  bool neon = false;
-  bool neon_dotprod = false;  // NEON with the Armv8.2 sdot / udot instructions
-  std::vector<std::string> names;  // every feature seen, for capabilities()
-};
-
 #if SIMKERNEL_X86
+// cpuid leaf `leaf`, subleaf `sub` into eax, ebx, ecx, edx; false if the CPU
+// has no such leaf.
+bool cpuid(unsigned leaf, unsigned sub, unsigned regs[4]) {
+#if defined(_MSC_VER)
+  int v[4];
+  __cpuid(v, static_cast<int>(leaf & 0x80000000u));
+  if (static_cast<unsigned>(v[0]) < leaf) return false;
+  __cpuidex(v, static_cast<int>(leaf), static_cast<int>(sub));
+  for (int i = 0; i < 4; ++i) regs[i] = static_cast<unsigned>(v[i]);
+  return true;
+#else
+  return __get_cpuid_count(leaf, sub, &regs[0], &regs[1], &regs[2], &regs[3]) != 0;
+#endif
+}
+
 std::uint64_t read_xcr0() {
+#if defined(_MSC_VER)
+  return _xgetbv(0);
+#else
   std::uint32_t eax, edx;
   // xgetbv by opcode, so that this baseline file needs no -mxsave.
   __asm__ volatile(".byte 0x0f, 0x01, 0xd0" : "=a"(eax), "=d"(edx) : "c"(0));
   return (std::uint64_t{edx} << 32) | eax;
+#endif
 }
 
-Features detect() {
-  Features f;
-  unsigned a, b, c, d;
-  if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
-  bool fma = c & (1u << 12), popcnt = c & (1u << 23);
-  bool osxsave = c & (1u << 27), avx = c & (1u << 28), f16c = c & (1u << 29);
-  unsigned b7 = 0, c7 = 0;
-  if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
-    b7 = b;
-    c7 = c;
-  }
-  // The CPU may support AVX while the OS does not save YMM/ZMM registers:
-  // XCR0 says what the OS enabled.
-  std::uint64_t xcr0 = osxsave ? read_xcr0() : 0;
+std::vector<std::string> detect() {
+  std::vector<std::string> names;
+  unsigned r1[4] = {}, r7[4] = {};
+  if (!cpuid(1, 0, r1)) return names;
+  cpuid(7, 0, r7);
+  auto bit = [](unsigned reg, int b) { return ((reg >> b) & 1u) != 0; };
+  // The CPU may support AVX while the OS does not save YMM / ZMM registers:
+  // XCR0 says what the OS enabled, and a feature is reported only with it.
+  std::uint64_t xcr0 = bit(r1[2], 27) ? read_xcr0() : 0;
   bool ymm = (xcr0 & 0x6) == 0x6;
   bool zmm = ymm && (xcr0 & 0xe0) == 0xe0;
   auto add = [&](bool present, const char* name) {
-    if (present) f.names.emplace_back(name);
+    if (present) names.emplace_back(name);
   };
-  add(popcnt, "popcnt");
-  add(avx && ymm, "avx");
-  add(fma && ymm, "fma");
-  add(f16c && ymm, "f16c");
-  add((b7 & (1u << 5)) && ymm, "avx2");
-  bool avx512f = (b7 & (1u << 16)) && zmm, avx512dq = (b7 & (1u << 17)) && zmm;
-  bool avx512bw = (b7 & (1u << 30)) && zmm, avx512vl = (b7 & (1u << 31)) && zmm;
-  add(avx512f, "avx512f");
-  add(avx512dq, "avx512dq");
-  add(avx512bw, "avx512bw");
-  add(avx512vl, "avx512vl");
-  bool vnni = (c7 & (1u << 11)) && zmm, vpopcntdq = (c7 & (1u << 14)) && zmm;
-  add(vnni, "avx512_vnni");
-  add(vpopcntdq, "avx512_vpopcntdq");
-  f.avx2 = avx && fma && f16c && popcnt && ymm && (b7 & (1u << 5));
-  // The Ice Lake / Zen 4 level: older AVX-512 CPUs (Skylake-X) use AVX2.
-  f.avx512 = f.avx2 && avx512f && avx512dq && avx512bw && avx512vl && vnni && vpopcntdq;
-  return f;
+  add(bit(r1[2], 23), "popcnt");
+  add(bit(r1[2], 28) && ymm, "avx");
+  add(bit(r1[2], 12) && ymm, "fma");
+  add(bit(r1[2], 29) && ymm, "f16c");
+  add(bit(r7[1], 5) && ymm, "avx2");
+  add(bit(r7[1], 16) && zmm, "avx512f");
+  add(bit(r7[1], 17) && zmm, "avx512dq");
+  add(bit(r7[1], 30) && zmm, "avx512bw");
+  add(bit(r7[1], 31) && zmm, "avx512vl");
+  add(bit(r7[2], 11) && zmm, "avx512_vnni");
+  add(bit(r7[2], 14) && zmm, "avx512_vpopcntdq");
+  return names;
 }
 #elif SIMKERNEL_ARM64
-Features detect() {
-  Features f;
+std::vector<std::string> detect() {
+  // Advanced SIMD is part of every AArch64 CPU that runs a general-purpose OS.
+  std::vector<std::string> names{"neon"};
+#if defined(__linux__)
   unsigned long hwcap = getauxval(AT_HWCAP);
-  f.neon = hwcap & (1ul << 1);          // HWCAP_ASIMD
-  if (f.neon) f.names.emplace_back("neon");
-  if (hwcap & (1ul << 10)) f.names.emplace_back("asimdhp");  // HWCAP_ASIMDHP
-  f.neon_dotprod = f.neon && (hwcap & (1ul << 20));          // HWCAP_ASIMDDP
-  if (f.neon_dotprod) f.names.emplace_back("asimddp");
-  return f;
+  if (hwcap & (1ul << 10)) names.emplace_back("asimdhp");  // HWCAP_ASIMDHP
+  if (hwcap & (1ul << 20)) names.emplace_back("asimddp");  // HWCAP_ASIMDDP
+#elif defined(__APPLE__)
+  auto has = [](const char* key) {
+    int value = 0;
+    std::size_t size = sizeof value;
+    return sysctlbyname(key, &value, &size, nullptr, 0) == 0 && value != 0;
+  };
+  if (has("hw.optional.arm.FEAT_FP16")) names.emplace_back("asimdhp");
+  if (has("hw.optional.arm.FEAT_DotProd")) names.emplace_back("asimddp");
+#endif
+  return names;
 }
 #else
-Features detect() { return {}; }
+std::vector<std::string> detect() { return {}; }
 #endif
 
-const Features& features() {
-  static const Features f = detect();
-  return f;
+const std::vector<std::string>& features() {
+  static const std::vector<std::string> names = detect();
+  return names;
 }
 
-const Kernels& table(Isa isa) {
-  static const Kernels scalar_table = scalar::kernels();
-#if SIMKERNEL_HAVE_AVX2
-  static const Kernels avx2_table = avx2::kernels();
-  if (isa == Isa::avx2) return avx2_table;
-#endif
-#if SIMKERNEL_HAVE_AVX512
-  static const Kernels avx512_table = avx512::kernels();
-  if (isa == Isa::avx512) return avx512_table;
-#endif
-#if SIMKERNEL_HAVE_NEON
-  static const Kernels neon_table =
-      features().neon_dotprod ? neon_dotprod::kernels() : neon::kernels();
-  if (isa == Isa::neon) return neon_table;
-#endif
-  (void)isa;
-  return scalar_table;
+std::size_t index_of(const IsaInfo& isa) {
+  return static_cast<std::size_t>(&isa - isas().data());
 }
 
-bool cpu_has(Isa isa) {
-  switch (isa) {
-    case Isa::scalar: return true;
-    case Isa::avx2: return features().avx2;
-    case Isa::avx512: return features().avx512;
-    case Isa::neon: return features().neon;
+// Member by member: every tile kernel and the stream probe.
+constexpr TileKernel Kernels::*kTileKernels[] = {
+    &Kernels::dot_f32, &Kernels::dot_f16, &Kernels::dot_i8f, &Kernels::dot_bitsf,
+    &Kernels::dot_i8,  &Kernels::sqeuclidean_i8, &Kernels::hamming};
+
+// Every row's complete table, each gap taken from the (already complete)
+// table of its fallback, which comes earlier in the registry.
+std::vector<Kernels> complete_tables() {
+  std::vector<Kernels> tables;
+  for (const IsaInfo& isa : isas()) {
+    Kernels table = *isa.kernels;
+    const IsaInfo* fallback = isa.fallback ? find_isa(isa.fallback) : nullptr;
+    if (fallback != nullptr && index_of(*fallback) < tables.size()) {
+      const Kernels& from = tables[index_of(*fallback)];
+      for (TileKernel Kernels::*k : kTileKernels) {
+        if (table.*k == nullptr) table.*k = from.*k;
+      }
+      if (table.stream_sum == nullptr) table.stream_sum = from.stream_sum;
+    }
+    tables.push_back(table);
   }
-  return false;
+  return tables;
 }
 
-// Starts at the best verified ISA; select_isa may change it later.
-std::atomic<Isa>& active() {
-  static std::atomic<Isa> isa{verified_isas().back()};
-  return isa;
+std::size_t best_verified() {
+  std::size_t best = 0;  // scalar: always there, always supported
+  for (const IsaInfo& isa : isas()) {
+    if (isa.verified && cpu_supports(isa)) best = index_of(isa);
+  }
+  return best;
+}
+
+std::atomic<std::size_t>& active() {
+  static std::atomic<std::size_t> index{best_verified()};
+  return index;
 }
 
 }  // namespace
 
-const char* isa_name(Isa isa) {
-  switch (isa) {
-    case Isa::scalar: return "scalar";
-    case Isa::avx2: return "avx2";
-    case Isa::avx512: return "avx512";
-    case Isa::neon: return "neon";
+const IsaInfo* find_isa(const std::string& name) {
+  for (const IsaInfo& isa : isas()) {
+    if (name == isa.name) return &isa;
   }
-  return "unknown";
+  return nullptr;
 }
 
-bool parse_isa(const std::string& name, Isa* isa) {
-  for (Isa candidate : {Isa::scalar, Isa::avx2, Isa::avx512, Isa::neon}) {
-    if (name == isa_name(candidate)) {
-      *isa = candidate;
-      return true;
-    }
+std::vector<std::string> cpu_features() { return features(); }
+
+bool cpu_supports(const IsaInfo& isa) {
+  std::istringstream words(isa.features);
+  std::string word;
+  while (words >> word) {
+    if (std::find(features().begin(), features().end(), word) == features().end()) return false;
   }
-  return false;
+  return true;
 }
 
-std::vector<std::string> cpu_features() { return features().names; }
-
-std::vector<Isa> compiled_isas() {
-  std::vector<Isa> isas{Isa::scalar};
-#if SIMKERNEL_HAVE_AVX2
-  isas.push_back(Isa::avx2);
-#endif
-#if SIMKERNEL_HAVE_AVX512
-  isas.push_back(Isa::avx512);
-#endif
-#if SIMKERNEL_HAVE_NEON
-  isas.push_back(Isa::neon);
-#endif
-  return isas;
+const Kernels& kernels_of(const IsaInfo& isa) {
+  static const std::vector<Kernels> tables = complete_tables();
+  return tables[index_of(isa)];
 }
 
-std::vector<Isa> supported_isas() {
-  std::vector<Isa> isas;
-  for (Isa isa : compiled_isas()) {
-    if (cpu_has(isa)) isas.push_back(isa);
-  }
-  return isas;
-}
+const IsaInfo& active_isa() { return isas()[active().load()]; }
 
-std::vector<Isa> verified_isas() {
-  // AVX-512 is left out until its kernels have passed on AVX-512 hardware in
-  // CI (DESIGN section 3); it runs only when SIMKERNEL_ISA asks for it.
-  std::vector<Isa> isas;
-  for (Isa isa : supported_isas()) {
-    if (isa != Isa::avx512) isas.push_back(isa);
-  }
-  return isas;
-}
+const Kernels& active_kernels() { return kernels_of(active_isa()); }
 
-Isa active_isa() { return active().load(); }
-
-const Kernels& active_kernels() { return table(active_isa()); }
-
-bool select_isa(Isa isa) {
-  auto supported = supported_isas();
-  if (std::find(supported.begin(), supported.end(), isa) == supported.end()) {
-    return false;
-  }
-  active().store(isa);
+bool select_isa(const IsaInfo& isa) {
+  if (!cpu_supports(isa)) return false;
+  active().store(index_of(isa));
   return true;
 }
 

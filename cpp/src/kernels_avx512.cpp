@@ -448,17 +448,16 @@ float stream_sum(const float* data, std::size_t n) {
 
 }  // namespace
 
-Kernels kernels() {
-  Kernels k{};
-  k.dot_f32 = float_tile<F32>;
-  k.dot_f16 = float_tile<F16>;
-  k.dot_i8f = float_tile<I8>;
-  k.dot_bitsf = detail::widened_bits_tile<bits_query, widen_bits, float_tile<F32>>;
-  k.dot_i8 = int8_tile<false>;
-  k.sqeuclidean_i8 = int8_tile<true>;
-  k.hamming = hamming_tile;
-  k.stream_sum = stream_sum;
-  return k;
-}
+// Positional, in the order of Kernels' members.
+constexpr Kernels kernels = {
+    float_tile<F32>,  // dot_f32
+    float_tile<F16>,  // dot_f16
+    float_tile<I8>,  // dot_i8f
+    detail::widened_bits_tile<bits_query, widen_bits, float_tile<F32>>,  // dot_bitsf
+    int8_tile<false>,  // dot_i8
+    int8_tile<true>,  // sqeuclidean_i8
+    hamming_tile,  // hamming
+    stream_sum,  // stream_sum
+};
 
 }  // namespace simkernel::avx512

@@ -194,17 +194,16 @@ float stream_sum(const float* data, std::size_t n) {
 
 }  // namespace
 
-Kernels kernels() {
-  Kernels k{};
-  k.dot_f32 = dot_float_tile<float>;
-  k.dot_f16 = dot_float_tile<std::uint16_t>;
-  k.dot_i8f = dot_float_tile<std::int8_t>;
-  k.dot_bitsf = dot_bits_tile;
-  k.dot_i8 = dot_i8_tile;
-  k.sqeuclidean_i8 = sqeuclidean_i8_tile;
-  k.hamming = hamming_tile;
-  k.stream_sum = stream_sum;
-  return k;
-}
+// Positional, in the order of Kernels' members.
+constexpr Kernels kernels = {
+    dot_float_tile<float>,  // dot_f32
+    dot_float_tile<std::uint16_t>,  // dot_f16
+    dot_float_tile<std::int8_t>,  // dot_i8f
+    dot_bits_tile,  // dot_bitsf
+    dot_i8_tile,  // dot_i8
+    sqeuclidean_i8_tile,  // sqeuclidean_i8
+    hamming_tile,  // hamming
+    stream_sum,  // stream_sum
+};
 
 }  // namespace simkernel::scalar

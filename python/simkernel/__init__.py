@@ -6,7 +6,7 @@
 
 __version__ = "0.1.0"
 
-from ._backend import capabilities
+from ._backend import capabilities, use_isa
 from ._types import TopK
 from .index import Index, IndexFileError
 from .quality import hit_rate_at_k, ndcg_at_k, quantization_report, recall_at_k
@@ -15,4 +15,4 @@ from .search import cdist, rescore, topk
 
 __all__ = ["Index", "IndexFileError", "Int8Quantizer", "TopK", "binary_quantize",
            "capabilities", "cdist", "hit_rate_at_k", "ndcg_at_k", "quantization_report",
-           "recall_at_k", "rescore", "topk", "__version__"]
+           "recall_at_k", "rescore", "topk", "use_isa", "__version__"]

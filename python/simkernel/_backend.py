@@ -1,22 +1,23 @@
-"""Which backend and ISA answer calls: chosen once at import (DESIGN section 3).
+"""Which backend and ISA answer calls (docs/backends.md).
 
-``SIMKERNEL_BACKEND=numpy|native`` and ``SIMKERNEL_ISA=scalar|avx2|avx512|neon``
-force a choice. Without them the native core is used with the best verified
-ISA this CPU has; if the core cannot load, a warning and the numpy backend.
+``SIMKERNEL_BACKEND=numpy|native`` and ``SIMKERNEL_ISA=<a row of the core's
+ISA registry>`` force a choice at import; ``use_isa`` switches the ISA later.
+Without them the native core is used with the best verified ISA this CPU
+has; if the core cannot load, a warning and the numpy backend.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import warnings
-from types import ModuleType
+from types import ModuleType, TracebackType
 from typing import Any, Optional
 
 from . import _numpy_backend
 from ._threads import resolve_threads
 
 BACKENDS = ("native", "numpy")
-ISAS = ("scalar", "avx2", "avx512", "neon")
 
 
 def _load_native() -> Optional[ModuleType]:
@@ -41,18 +42,28 @@ def _load_native() -> Optional[ModuleType]:
     return _native_backend
 
 
+def _isa_problem(core: Any, name: str) -> Optional[str]:
+    """Why ``name`` cannot be used here (None if it can), from the registry."""
+    rows = {row["name"]: row for row in core.isas()}
+    if name not in rows:
+        return f"is not one of {', '.join(rows)}"
+    if not rows[name]["supported"]:
+        supported = [n for n, row in rows.items() if row["supported"]]
+        return (f"is not available here (this build and CPU support: "
+                f"{', '.join(supported)})")
+    return None
+
+
 def _apply_isa_request(native: ModuleType) -> None:
     requested = os.environ.get("SIMKERNEL_ISA", "").strip().lower()
     if not requested:
         return
     core = native._core
-    if requested in ISAS and core.select_isa(requested):
+    problem = _isa_problem(core, requested)
+    if problem is None:
+        core.select_isa(requested)
         return
-    caps = core.capabilities()
-    reason = ("is not one of " + ", ".join(ISAS) if requested not in ISAS
-              else f"is not available here (this build and CPU support: "
-                   f"{', '.join(caps['supported'])})")
-    warnings.warn(f"SIMKERNEL_ISA={requested!r} {reason}; using {caps['isa']}",
+    warnings.warn(f"SIMKERNEL_ISA={requested!r} {problem}; using {core.capabilities()['isa']}",
                   RuntimeWarning, stacklevel=4)
 
 
@@ -93,3 +104,63 @@ def capabilities() -> dict[str, Any]:
     caps["threads"] = resolve_threads(None)
     caps["version"] = __version__
     return caps
+
+
+_isa_lock = threading.Lock()
+
+
+class IsaChoice:
+    """What ``use_isa`` returns: the switch is already made; leaving a
+    ``with`` block switches back to the ISA that was in use before."""
+
+    def __init__(self, name: str, previous: str) -> None:
+        self.name = name
+        self.previous = previous
+
+    def __enter__(self) -> "IsaChoice":
+        return self
+
+    def __exit__(self, kind: Optional[type], error: Optional[BaseException],
+                 trace: Optional[TracebackType]) -> None:
+        use_isa(self.previous)
+
+    def __repr__(self) -> str:
+        return f"IsaChoice({self.name!r}, previous={self.previous!r})"
+
+
+def use_isa(name: str) -> IsaChoice:
+    """Switches the native core's kernels to the ISA ``name``.
+
+    The choice is process-wide and takes effect for calls that start after
+    it; a call already running keeps the kernels it started with. Usable as
+    a context manager, which restores the previous ISA on exit.
+
+    Parameters
+    ----------
+    name : str
+        A row of the core's ISA registry that this CPU supports, as listed in
+        ``capabilities()["supported"]`` (for example "scalar", "avx2").
+
+    Returns
+    -------
+    IsaChoice
+        The switch made, with the ISA it replaced.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not in the registry or this CPU cannot run it.
+    RuntimeError
+        If the native core is not loaded (the numpy backend has no ISAs).
+    """
+    if _native is None:
+        raise RuntimeError("use_isa needs simkernel's native core, which is not loaded here")
+    core = _native._core
+    name = str(name).strip().lower()
+    with _isa_lock:
+        problem = _isa_problem(core, name)
+        if problem is not None:
+            raise ValueError(f"use_isa: {name!r} {problem}")
+        previous = core.capabilities()["isa"]
+        core.select_isa(name)
+    return IsaChoice(name, previous)

@@ -1,4 +1,4 @@
-// CPU feature detection and the kernel table chosen from it.
+// The ISA registry, CPU feature detection and the kernel table in use.
 #pragma once
 
 #include <string>
@@ -8,25 +8,45 @@
 
 namespace simkernel {
 
-enum class Isa { scalar, avx2, avx512, neon };
+// One row per ISA built into this binary (cpp/src/isa_registry.cpp). Every
+// other fact about an ISA (its name in SIMKERNEL_ISA and sk.use_isa, whether
+// this CPU can run it, whether it is chosen automatically, what the kernel
+// tests cover) is read from here.
+struct IsaInfo {
+  const char* name;
+  // CPU feature names (as cpu_features() reports them), space-separated,
+  // that the ISA's file was compiled to use; all must be present.
+  const char* features;
+  // The file's table; a null kernel in it is taken from `fallback`.
+  const Kernels* kernels;
+  // Chosen without being asked for: its kernels have passed the kernel and
+  // property tests on hardware that has it.
+  bool verified;
+  // The ISA that fills the gaps of a partial table (nullptr for scalar, whose
+  // table is complete). It must come earlier in the registry.
+  const char* fallback;
+};
 
-const char* isa_name(Isa isa);
-bool parse_isa(const std::string& name, Isa* isa);
+// The rows, in order of preference: best last.
+const std::vector<IsaInfo>& isas();
+// The row named `name`, or nullptr.
+const IsaInfo* find_isa(const std::string& name);
 
 // What the running CPU and OS support, as feature names ("avx2", "fma", ...).
 std::vector<std::string> cpu_features();
-// ISAs built into this binary, in order of preference (best last).
-std::vector<Isa> compiled_isas();
-// Compiled ISAs whose kernels this CPU can run.
-std::vector<Isa> supported_isas();
-// Supported ISAs whose kernels have passed the kernel tests on real hardware:
-// only these are chosen without being asked for.
-std::vector<Isa> verified_isas();
+// Whether this CPU has every feature the ISA needs.
+bool cpu_supports(const IsaInfo& isa);
 
-// The ISA in use and its kernel table.
-Isa active_isa();
+// The ISA's complete table: its own kernels, gaps filled from its fallbacks.
+// Building it runs no kernel code, so it is safe for an ISA the CPU lacks.
+const Kernels& kernels_of(const IsaInfo& isa);
+
+// The ISA in use (at first the best verified one this CPU supports) and its
+// complete table.
+const IsaInfo& active_isa();
 const Kernels& active_kernels();
-// Switches the table; returns false (and changes nothing) if the CPU lacks it.
-bool select_isa(Isa isa);
+// Switches the table for calls that start from now on; false (and nothing
+// changes) if the CPU lacks the ISA.
+bool select_isa(const IsaInfo& isa);
 
 }  // namespace simkernel

@@ -45,24 +45,28 @@ struct Kernels {
   TileKernel sqeuclidean_i8;   // int8 x int8, exact int32
   TileKernel hamming;          // bits x bits, int32
   // Sum of n floats with the widest loads: the benchmark's read-bandwidth
-  // probe (DESIGN section 4), not part of any search.
+  // probe (docs/performance.md), not part of any search.
   float (*stream_sum)(const float* data, std::size_t n);
 };
 
+// Each ISA file defines its table as constant data that the compiler lays out
+// (no code runs to build it), so nothing compiled with an ISA's flags runs
+// before dispatch has seen that the CPU has that ISA. A table may leave a
+// kernel null: the ISA's registry row names the ISA that fills the gap.
 namespace scalar {
-Kernels kernels();
+extern const Kernels kernels;
 }
 namespace avx2 {
-Kernels kernels();
+extern const Kernels kernels;
 }
 namespace avx512 {
-Kernels kernels();
+extern const Kernels kernels;
 }
 namespace neon {
-Kernels kernels();
+extern const Kernels kernels;
 }
 namespace neon_dotprod {  // the NEON kernels with sdot / udot (Armv8.2 DotProd)
-Kernels kernels();
+extern const Kernels kernels;
 }
 
 }  // namespace simkernel
