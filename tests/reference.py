@@ -1,4 +1,4 @@
-"""A float64 oracle and the checks that hold results to it (DESIGN 2.3)."""
+"""A float64 oracle and the checks that hold results to it (docs/semantics.md, Results)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def exact_scores(queries: np.ndarray, corpus: np.ndarray, metric: str) -> np.nda
 
 
 def tolerance(queries: np.ndarray, corpus: np.ndarray, metric: str) -> np.ndarray:
-    """DESIGN 2.3's bound on |score - exact|, per pair of rows."""
+    """docs/semantics.md's bound on |score - exact|, per pair of rows."""
     if metric == "hamming":
         return np.full((len(queries), len(corpus)), 1e-9)
     bits = corpus.dtype == np.uint8

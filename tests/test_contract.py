@@ -1,4 +1,4 @@
-"""DESIGN section 2, one rule per test, on every backend."""
+"""docs/semantics.md, one rule per test, on every backend."""
 
 from __future__ import annotations
 

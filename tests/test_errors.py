@@ -1,4 +1,4 @@
-"""Bad input: a clear exception that names the argument (DESIGN 2.4)."""
+"""Bad input: a clear exception that names the argument (docs/semantics.md, Bad input)."""
 
 from __future__ import annotations
 

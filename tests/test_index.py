@@ -1,4 +1,4 @@
-"""sk.Index (DESIGN section 1, issue 5): storage, ids, filters, Matryoshka,
+"""sk.Index (docs/index.md): storage, ids, filters, Matryoshka,
 on every backend. Persistence has its own file (test_index_file.py)."""
 
 from __future__ import annotations

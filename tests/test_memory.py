@@ -1,5 +1,5 @@
 """Bounded memory: top-k over a large corpus keeps q x k results, never the
-q x n score matrix that ``q @ corpus.T`` builds (DESIGN sections 3 and 4)."""
+q x n score matrix that ``q @ corpus.T`` builds (docs/backends.md, docs/performance.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Every native ISA path against the numpy reference (and both against a
-float64 oracle): integer paths bit for bit, float paths within DESIGN 2.3's
+float64 oracle): integer paths bit for bit, float paths within docs/semantics.md's
 tolerance with tie-aware index checks."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""binary_quantize and Int8Quantizer (DESIGN section 1)."""
+"""binary_quantize and Int8Quantizer (docs/semantics.md, Quantizers)."""
 
 from __future__ import annotations
 

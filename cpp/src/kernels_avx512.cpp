@@ -1,7 +1,6 @@
 // AVX-512 (F, BW, VL, DQ, VNNI, VPOPCNTDQ: the Ice Lake / Zen 4 level)
 // kernels. Compiled with those flags and only called after dispatch has seen
-// them; not chosen automatically until verified on AVX-512 hardware in CI
-// (DESIGN section 3).
+// them (docs/backends.md).
 // GCC 12's AVX-512 headers build some results from _mm*_undefined_*() and
 // then warn that those are uninitialized (GCC bug 105593); silence only that.
 #pragma GCC diagnostic push

@@ -180,7 +180,7 @@ def _dimension(pair: str, q: np.ndarray, c: Corpus, query_name: str,
 
 def prepare(queries: object, corpus: object, metric: object, *,
             query_name: str = "queries", corpus_name: str = "corpus") -> SearchArgs:
-    """Checks and normalises one search's inputs (DESIGN section 2.1)."""
+    """Checks and normalises one search's inputs (docs/semantics.md, Inputs)."""
     metric = check_metric(metric)
     q_raw, one_query = _queries_2d(queries)
     q = _as_rows(q_raw, query_name, widen_queries=True)

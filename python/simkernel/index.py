@@ -3,7 +3,7 @@
 An Index is a thin composition of `topk` and `rescore` over arrays it keeps:
 
 - rows are kept in increasing id order, so that ties broken by the lower row
-  are ties broken by the lower id (DESIGN section 2.3) and an id is found by
+  are ties broken by the lower id (docs/semantics.md) and an id is found by
   binary search;
 - removed rows stay in place, marked dead, until `compact` (or enough of
   them) reclaims them, so no id is ever renumbered;

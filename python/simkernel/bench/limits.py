@@ -1,5 +1,5 @@
 """The physical limits a result is measured against, in the same run
-(DESIGN section 4): read bandwidth for one query, numpy's sgemm FLOP rate for
+(docs/performance.md): read bandwidth for one query, numpy's sgemm FLOP rate for
 many."""
 
 from __future__ import annotations

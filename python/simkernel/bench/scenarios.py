@@ -1,4 +1,4 @@
-"""The benchmark scenarios of DESIGN section 4 and issues 3, 4 and 6 (one
+"""The benchmark scenarios of docs/performance.md (one
 query at several corpus sizes, for the time-vs-size plot), and the data they
 search.
 
