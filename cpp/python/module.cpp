@@ -90,6 +90,10 @@ Problem make_problem(const py::array& queries, const py::object& corpus,
     throw py::value_error("int8 rows longer than " + std::to_string(kMaxInt8Dim) +
                           " could overflow int32 scores");
   }
+  if (info.pair == Pair::bits_bits && dim > kMaxHammingBits) {
+    throw py::value_error("bit rows longer than " + std::to_string(kMaxHammingBits) +
+                          " bits could overflow int32 Hamming counts");
+  }
   return {info.pair, parse_metric(metric),
           as_matrix(queries, info.query_kind, dim, "queries"), Corpus(std::move(pieces)),
           dim};
@@ -117,17 +121,41 @@ struct Results {
   std::int64_t* index_data;
 };
 
+bool python_finalizing() {
+#if PY_VERSION_HEX >= 0x030D0000
+  return Py_IsFinalizing() != 0;
+#else
+  return _Py_IsFinalizing() != 0;
+#endif
+}
+
 // Runs `work(stop)` without the GIL; Ctrl-C is noticed between blocks.
+//
+// A daemon thread may come back from the core while Python is finalizing:
+// taking the GIL then ends the thread by a forced unwind (pthread_exit). So
+// the GIL is taken back by a plain call, never in a scope guard's destructor
+// (a destructor is noexcept: the unwind would reach std::terminate), and the
+// interrupt check does not take it at all once finalizing has begun (it
+// asks the scan to stop instead, so no worker is left running).
 template <typename Work>
 void run_without_gil(Work&& work) {
   StopFlag stop([] {
+    if (python_finalizing()) return true;
     py::gil_scoped_acquire gil;
     return PyErr_CheckSignals() != 0;
   });
+  PyThreadState* state = PyEval_SaveThread();
   Status status;
-  {
-    py::gil_scoped_release release;
+  try {
     status = work(stop);
+  } catch (...) {
+    PyEval_RestoreThread(state);
+    throw;
+  }
+  PyEval_RestoreThread(state);
+  if (status == Status::interrupted && PyErr_Occurred() == nullptr) {
+    // Stopped for finalization, with no signal to report.
+    PyErr_SetString(PyExc_RuntimeError, "interrupted: Python is shutting down");
   }
   if (status == Status::interrupted) throw py::error_already_set();
   if (status == Status::non_finite) {
@@ -222,8 +250,12 @@ double stream_sum_binding(const py::array_t<float, py::array::c_style>& data, in
   unsigned workers = check_threads(threads);
   const float* values = data.data();
   std::size_t n = static_cast<std::size_t>(data.size());
-  py::gil_scoped_release release;
-  return stream_sum(values, n, workers);
+  double sum = 0;
+  run_without_gil([&](StopFlag&) {
+    sum = stream_sum(values, n, workers);
+    return Status::ok;
+  });
+  return sum;
 }
 
 // The registry as Python reads it: one dict per row, in order of preference.

@@ -3,6 +3,8 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <atomic>
+#include <exception>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -23,14 +25,21 @@ constexpr auto kCheckInterval = std::chrono::milliseconds(50);
 class Pool {
  public:
   // Runs work(worker) for worker in [1, workers) on pool threads; false
-  // (nothing run) if the pool is busy.
-  bool try_run(unsigned workers, const std::function<void(unsigned)>& work) {
+  // (nothing run) if the pool is busy. Where no more threads can be started
+  // (a pids or address-space limit), the job runs on those there are:
+  // `workers` is lowered to match.
+  bool try_run(unsigned& workers, const std::function<void(unsigned)>& work) {
     std::unique_lock<std::mutex> lock(mutex_, std::try_to_lock);
     if (!lock.owns_lock() || job_ != nullptr) return false;
     while (threads_.size() + 1 < workers) {
       unsigned id = static_cast<unsigned>(threads_.size()) + 1;
-      threads_.emplace_back([this, id] { serve(id); });
+      try {
+        threads_.emplace_back([this, id] { serve(id); });
+      } catch (const std::exception&) {  // std::system_error, std::bad_alloc
+        break;
+      }
     }
+    workers = std::min<unsigned>(workers, static_cast<unsigned>(threads_.size()) + 1);
     job_ = &work;
     job_workers_ = workers;
     pending_ = workers - 1;
@@ -74,20 +83,35 @@ class Pool {
 
 // Never destroyed: its threads may still wait at exit. After fork() the
 // child has none of the parent's threads, so it forgets the pool (leaking its
-// memory, not its threads) and builds a new one on first use.
-Pool* g_pool = nullptr;
+// memory, not its threads) and builds a new one on first use. No lock guards
+// the pointer: a lock held by another thread at fork() would stay locked in
+// the child forever.
+std::atomic<Pool*> g_pool{nullptr};
 
 Pool& pool() {
-  static std::mutex creating;
-  std::lock_guard<std::mutex> lock(creating);
-  if (g_pool == nullptr) {
-    static const bool registered =
-        pthread_atfork(nullptr, nullptr, [] { g_pool = nullptr; }) == 0;
-    (void)registered;
-    g_pool = new Pool;
+  static const bool registered =
+      pthread_atfork(nullptr, nullptr, [] { g_pool.store(nullptr); }) == 0;
+  (void)registered;
+  Pool* current = g_pool.load();
+  if (current == nullptr) {
+    auto* fresh = new Pool;
+    if (g_pool.compare_exchange_strong(current, fresh)) {
+      current = fresh;
+    } else {
+      delete fresh;  // another thread made one first
+    }
   }
-  return *g_pool;
+  return *current;
 }
+
+// Joins the threads it holds however the scope is left, so none is ever
+// destroyed while joinable (std::terminate).
+struct Joined {
+  ~Joined() {
+    for (std::thread& thread : threads) thread.join();
+  }
+  std::vector<std::thread> threads;
+};
 
 }  // namespace
 
@@ -106,9 +130,14 @@ bool StopFlag::stopped(unsigned worker) {
   return stopped();
 }
 
+unsigned worker_count(std::size_t tasks, unsigned threads) {
+  static const std::size_t most = 4 * std::max(1u, std::thread::hardware_concurrency());
+  return static_cast<unsigned>(std::max<std::size_t>(1, std::min({std::size_t{threads}, tasks, most})));
+}
+
 void parallel_for(std::size_t tasks, unsigned threads,
                   const std::function<void(std::size_t, unsigned)>& task) {
-  unsigned workers = static_cast<unsigned>(std::min<std::size_t>(std::max(threads, 1u), tasks));
+  unsigned workers = worker_count(tasks, threads);
   if (workers <= 1) {
     for (std::size_t t = 0; t < tasks; ++t) task(t, 0);
     return;
@@ -123,11 +152,17 @@ void parallel_for(std::size_t tasks, unsigned threads,
     shared.wait();
     return;
   }
-  std::vector<std::thread> own;
-  own.reserve(workers - 1);
-  for (unsigned w = 1; w < workers; ++w) own.emplace_back(run, w);
+  // The pool is busy: threads of this call's own, as many as can be started
+  // (the tasks are shared, so fewer workers only take longer).
+  Joined own;
+  for (unsigned w = 1; w < workers; ++w) {
+    try {
+      own.threads.emplace_back(run, w);
+    } catch (const std::exception&) {
+      break;
+    }
+  }
   run(0);
-  for (auto& thread : own) thread.join();
 }
 
 }  // namespace simkernel

@@ -8,17 +8,21 @@ dimension. Errors name the argument and the shapes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence, Union
+from typing import Optional, Union
 
 import numpy as np
 
 from ._checks import positive_int
+from ._storage import Pieces
 
 METRICS = ("cosine", "dot", "sqeuclidean", "l2", "hamming")
 HIGHER_IS_BETTER = {"cosine": True, "dot": True, "sqeuclidean": False, "l2": False, "hamming": False}
 
-# int8 sums of squares stay below 2**31 only up to this many elements.
+# int8 sums of squares stay below 2**31 only up to this many elements, and a
+# Hamming count only up to this many bits (the core's kMaxInt8Dim and
+# kMaxHammingBits, checked again there).
 MAX_INT8_DIM = 32768
+MAX_HAMMING_BITS = 2**31 - 1
 
 # Element-type pairs (queries, corpus) and the metrics each supports.
 PAIR_METRICS = {
@@ -33,43 +37,6 @@ PAIR_METRICS = {
 _CORPUS_KINDS = {np.dtype(np.float32): "f32", np.dtype(np.float16): "f16",
                  np.dtype(np.int8): "i8", np.dtype(np.uint8): "bits"}
 _ACCEPTED = "float32, float16, float64, int8 (codes) or uint8 (bit-packed)"
-
-
-class Pieces:
-    """Rows of several arrays of one element type and width, numbered across
-    them in order: a corpus searched as one without being concatenated (an
-    Index's storage). Indexing by a slice or by row numbers gives one array."""
-
-    def __init__(self, arrays: Sequence[np.ndarray]) -> None:
-        if not arrays or len({(a.dtype, a.shape[1:]) for a in arrays}) != 1:
-            raise ValueError("pieces must be one or more arrays of one dtype and width")
-        self.arrays = list(arrays)
-        self.starts = np.cumsum([0] + [len(a) for a in self.arrays])
-        self.dtype = self.arrays[0].dtype
-        self.shape = (int(self.starts[-1]),) + self.arrays[0].shape[1:]
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __getitem__(self, rows: Union[slice, np.ndarray]) -> np.ndarray:
-        if isinstance(rows, slice):
-            start, stop, step = rows.indices(len(self))
-            assert step == 1
-            parts = [a[max(start - s, 0):max(stop - s, 0)]
-                     for a, s in zip(self.arrays, self.starts)]
-            filled = [part for part in parts if len(part)]
-            return filled[0] if len(filled) == 1 else np.concatenate(parts)
-        rows = np.asarray(rows, dtype=np.int64)
-        piece = np.searchsorted(self.starts, rows, side="right") - 1
-        out = np.empty((len(rows),) + self.shape[1:], self.dtype)
-        for p in np.unique(piece):
-            chosen = piece == p
-            out[chosen] = self.arrays[p][rows[chosen] - self.starts[p]]
-        return out
-
-    def columns(self, width: int) -> "Pieces":
-        """The first ``width`` columns of every row, as views."""
-        return Pieces([a[:, :width] for a in self.arrays])
 
 
 Corpus = Union[np.ndarray, Pieces]
@@ -98,6 +65,11 @@ class SearchArgs:
     def score_dtype(self) -> np.dtype:
         return np.dtype(np.int32 if self.integer_scores else np.float32)
 
+    def arrays(self) -> list[np.ndarray]:
+        """The arrays the search reads: the queries, then the corpus's pieces."""
+        pieces = self.corpus.arrays if isinstance(self.corpus, Pieces) else [self.corpus]
+        return [self.queries, *pieces]
+
     def shaped(self, result: np.ndarray) -> np.ndarray:
         """Drops the query axis again when the caller passed one 1-D vector."""
         return result[0] if self.one_query else result
@@ -109,8 +81,13 @@ def check_metric(metric: object) -> str:
     return str(metric)
 
 
+# Any k at least the number of rows means every row; larger values are held
+# here, so that k (and k times a rescore factor) stays a machine integer.
+MAX_K = 2**62
+
+
 def check_k(k: object) -> int:
-    return positive_int(k, "k")
+    return min(positive_int(k, "k"), MAX_K)
 
 
 def _as_rows(x: object, name: str, *, widen_queries: bool) -> np.ndarray:
@@ -118,6 +95,9 @@ def _as_rows(x: object, name: str, *, widen_queries: bool) -> np.ndarray:
     array = np.asarray(x)
     if array.ndim != 2:
         raise ValueError(f"{name} must be 2-D (one vector per row), got shape {array.shape}")
+    if not array.dtype.isnative:
+        # Byte-swapped (big-endian) floats: converted once, as other types are.
+        array = array.astype(array.dtype.newbyteorder("="))
     dtype = array.dtype
     if dtype == np.float64 or (widen_queries and dtype == np.float16):
         # float16 queries are widened exactly; they are small, the corpus is not.
@@ -130,6 +110,20 @@ def _as_rows(x: object, name: str, *, widen_queries: bool) -> np.ndarray:
     if not inner_ok or not array.flags.aligned:
         array = np.ascontiguousarray(array)
     return array
+
+
+def _cosine_ready(q: np.ndarray) -> np.ndarray:
+    """Float queries for cosine, which no positive scale changes: a query far
+    from unit size is scaled by a power of two (exactly), so its squared norm
+    neither underflows nor overflows float32. Others are left as they are."""
+    peak = np.abs(q).max(axis=1, initial=0)
+    far = (peak > 0) & ((peak < 2.0**-40) | (peak > 2.0**40)) & np.isfinite(peak)
+    if not far.any():
+        return q
+    _, exponent = np.frexp(peak[far])
+    scaled = np.array(q, dtype=np.float32)
+    scaled[far] = np.ldexp(scaled[far], -exponent[:, None])
+    return scaled
 
 
 def _queries_2d(queries: object) -> tuple[np.ndarray, bool]:
@@ -192,11 +186,17 @@ def prepare(queries: object, corpus: object, metric: object, *,
     pair = _pair_of(q, c, query_name, corpus_name)
     if metric not in PAIR_METRICS[pair]:
         raise ValueError(_metric_mismatch(metric, pair, q, c, query_name, corpus_name))
+    if metric == "cosine" and pair.startswith("f32_"):
+        q = _cosine_ready(q)
     dim = _dimension(pair, q, c, query_name, corpus_name)
     if pair == "i8_i8" and dim > MAX_INT8_DIM:
         raise ValueError(
             f"int8 rows longer than {MAX_INT8_DIM} could overflow int32 scores; "
             f"{query_name} shape {q.shape}, {corpus_name} shape {c.shape}")
+    if pair == "bits_bits" and dim > MAX_HAMMING_BITS:
+        raise ValueError(
+            f"bit rows longer than {MAX_HAMMING_BITS} bits could overflow int32 Hamming "
+            f"counts; {query_name} shape {q.shape}, {corpus_name} shape {c.shape}")
     return SearchArgs(q, c, pair, metric, dim, one_query, corpus_name, query_name)
 
 
@@ -242,8 +242,8 @@ def non_finite_error(args: SearchArgs) -> ValueError:
     Only called once a kernel has seen a non-finite score, so the extra pass
     over the inputs costs nothing on the normal path.
     """
-    corpus = args.corpus.arrays if isinstance(args.corpus, Pieces) else [args.corpus]
-    for arrays, name in (([args.queries], args.query_name), (corpus, args.corpus_name)):
+    queries, *corpus = args.arrays()
+    for arrays, name in (([queries], args.query_name), (corpus, args.corpus_name)):
         if any(a.dtype.kind == "f" and not np.isfinite(a).all() for a in arrays):
             return ValueError(f"{name} contains NaN or infinity")
     return ValueError(

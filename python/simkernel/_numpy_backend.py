@@ -22,6 +22,12 @@ _BLOCK_SCORES = 1 << 22
 _BLOCK_WIDENED_BYTES = 1 << 26
 
 
+# Outside these a float32 squared norm has lost precision to underflow or
+# overflow (the native core's kTinyNorm2 and kHugeNorm2).
+_TINY_NORM2 = np.float32(2.0**-100)
+_HUGE_NORM2 = np.float32(2.0**100)
+
+
 def _corpus_block_rows(args: SearchArgs, query_rows: int) -> int:
     widened_row_bytes = 4 * max(args.dim, 1)
     return max(1, min(_BLOCK_SCORES // max(query_rows, 1),
@@ -58,12 +64,21 @@ def _float_scores(args: SearchArgs, q: np.ndarray, rows: np.ndarray) -> np.ndarr
     q_norms = _sqnorms(q)
     c_norms = (np.full(len(c), args.dim, dtype=np.float32) if args.pair == "f32_bits"
                else _sqnorms(c))
+    if args.metric == "cosine":
+        c_norms64 = c_norms.astype(np.float64)
+        with np.errstate(invalid="ignore"):
+            out_of_range = ~((c_norms >= _TINY_NORM2) & (c_norms <= _HUGE_NORM2))
+        if args.pair == "f32_f32" and out_of_range.any():
+            # Underflowed (or 0 for a non-zero row) or overflowed in float32:
+            # summed again in float64, as the native core does.
+            c_norms64[out_of_range] = np.einsum("ij,ij->i", c[out_of_range], c[out_of_range],
+                                                dtype=np.float64)
+        if not (np.isfinite(q_norms).all() and np.isfinite(c_norms64).all()):
+            raise non_finite_error(args)
+        denominator = np.sqrt(q_norms.astype(np.float64))[:, None] * np.sqrt(c_norms64)[None, :]
+        return _cosine(dots, denominator)
     if not (np.isfinite(q_norms).all() and np.isfinite(c_norms).all()):
         raise non_finite_error(args)
-    if args.metric == "cosine":
-        denominator = np.sqrt(q_norms.astype(np.float64))[:, None] * np.sqrt(
-            c_norms.astype(np.float64))[None, :]
-        return _cosine(dots, denominator)
     squared = np.maximum(q_norms[:, None] + c_norms[None, :] - 2 * dots, np.float32(0))
     return squared if args.metric == "sqeuclidean" else np.sqrt(squared)
 

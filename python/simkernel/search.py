@@ -69,8 +69,14 @@ def cdist(a: ArrayLike, b: ArrayLike, metric: str = "cosine", threads: Optional[
     args = prepare(a, b, metric, query_name="a", corpus_name="b")
     shape = (args.queries.shape[0], args.corpus.shape[0])
     target = check_out(out, shape[1:] if args.one_query else shape, args.score_dtype)
-    # A reshape of a C-contiguous array is a view: the backend writes into target.
-    _backend.active.cdist(args, resolve_threads(threads), target.reshape(shape))
+    # An out that overlaps an input would be overwritten while still being
+    # read: the scores go to a temporary first, then into out.
+    overlapping = out is not None and any(np.may_share_memory(out, array) for array in args.arrays())
+    scratch = np.empty_like(target) if overlapping else target
+    # A reshape of a C-contiguous array is a view: the backend writes into it.
+    _backend.active.cdist(args, resolve_threads(threads), scratch.reshape(shape))
+    if overlapping:
+        target[...] = scratch
     return target
 
 

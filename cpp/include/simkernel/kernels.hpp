@@ -30,6 +30,8 @@ using TileKernel = void (*)(const Tile&);
 // int8 x int8 kernels take rows of at most this many elements: longer sums of
 // squares could overflow int32. Callers check it before any kernel runs.
 constexpr std::size_t kMaxInt8Dim = 32768;
+// Hamming counts are int32: bit rows may be at most this many bits long.
+constexpr std::size_t kMaxHammingBits = 2147483647;
 
 // Raw inner products (with the corpus rows' squared norms on request), exact
 // int8 squared distances and Hamming counts. The driver builds cosine and,

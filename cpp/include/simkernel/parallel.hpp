@@ -23,7 +23,13 @@ class StopFlag {
   std::chrono::steady_clock::time_point last_check_;
 };
 
-// Runs task(t, worker) for t in [0, tasks) on up to `threads` workers; worker 0
+// The workers a call of `tasks` tasks asked to use `threads` runs on: at
+// least 1, at most one per task and at most 4 per hardware thread (more
+// only cost memory and thread starts, whatever `threads` asked).
+unsigned worker_count(std::size_t tasks, unsigned threads);
+
+// Runs task(t, worker) for t in [0, tasks) on worker_count(tasks, threads)
+// workers (fewer where the OS refuses to start more threads); worker 0
 // is the calling thread, the others come from a pool kept between calls (or
 // are started for the call when another call holds the pool). Each worker
 // takes tasks in increasing order. Safe across fork().

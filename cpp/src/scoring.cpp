@@ -1,0 +1,216 @@
+#include "scoring.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace simkernel::detail {
+namespace {
+
+bool integer_pair(Pair pair) {
+  return pair == Pair::i8_i8 || pair == Pair::bits_bits;
+}
+
+bool distance(Metric metric) {
+  return metric == Metric::sqeuclidean || metric == Metric::l2;
+}
+
+TileKernel kernel_for(const Kernels& k, Pair pair, Metric metric) {
+  switch (pair) {
+    case Pair::f32_f32: return k.dot_f32;
+    case Pair::f32_f16: return k.dot_f16;
+    case Pair::f32_i8: return k.dot_i8f;
+    case Pair::f32_bits: return k.dot_bitsf;
+    case Pair::i8_i8: return distance(metric) ? k.sqeuclidean_i8 : k.dot_i8;
+    case Pair::bits_bits: return k.hamming;
+  }
+  return nullptr;
+}
+
+// Whether scoring needs every row's squared norm: cosine, and float
+// distances, which are |q|^2 + |c|^2 - 2 q.c so that they run at the speed of
+// a dot product (int8 distances are summed exactly instead). Bits have no
+// norms to compute (each row's is dim).
+bool uses_norms(Pair pair, Metric metric) {
+  if (pair == Pair::f32_bits || pair == Pair::bits_bits) return false;
+  return metric == Metric::cosine || (pair != Pair::i8_i8 && distance(metric));
+}
+
+// NaN and infinity have an all-ones exponent; an integer test per value that
+// the compiler vectorises, so the check costs little next to the kernel.
+bool all_finite(const float* x, std::size_t n) {
+  std::uint32_t bad = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    std::uint32_t bits;
+    std::memcpy(&bits, x + i, sizeof bits);
+    bad |= static_cast<std::uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
+  }
+  return bad == 0;
+}
+
+// Outside [2^-100, 2^100] a float32 squared norm has lost precision to
+// underflow (or is 0 for a non-zero row) or overflow, and 1/|q| * 1/|c| may
+// leave float range: such rows (norms under ~9e-16 or over ~1e15) are
+// finished in double.
+constexpr float kTinyNorm2 = 7.8886091e-31f;
+constexpr float kHugeNorm2 = 1.2676506e30f;
+
+// 1 / |x| from |x|^2, and 0 for a zero vector (whose cosine is 0).
+float inverse_norm(float norm2) { return norm2 > 0 ? 1.0f / std::sqrt(norm2) : 0.0f; }
+double inverse_norm(double norm2) { return norm2 > 0 ? 1.0 / std::sqrt(norm2) : 0.0; }
+
+}  // namespace
+
+const void* row_at(const Matrix& m, std::size_t i) {
+  return static_cast<const char*>(m.data) + static_cast<std::ptrdiff_t>(i) * m.row_stride;
+}
+
+TileScorer::TileScorer(const Problem& p, const Kernels& kernels,
+                       const std::vector<double>& query_norm2)
+    : p_(p),
+      kernel_(kernel_for(kernels, p.pair, p.metric)),
+      integer_in_(integer_pair(p.pair)),
+      integer_out_(integer_scores(p.pair, p.metric)),
+      corpus_norms_(uses_norms(p.pair, p.metric)),
+      query_norm2_(query_norm2),
+      raw_f_(integer_in_ ? 0 : kQueryBlock * kCorpusBlock),
+      raw_i_(integer_in_ ? kQueryBlock * kCorpusBlock : 0),
+      out_f_(integer_in_ && !integer_out_ ? kQueryBlock * kCorpusBlock : 0),
+      norms_f_(integer_in_ ? 0 : kCorpusBlock),
+      norms_i_(integer_in_ ? kCorpusBlock : 0),
+      inverse_f_(integer_in_ ? 0 : kCorpusBlock),
+      inverse_d_(integer_in_ ? kCorpusBlock : 0) {}
+
+bool TileScorer::score(std::size_t q0, std::size_t nq, const void* corpus,
+                       std::ptrdiff_t corpus_stride, std::size_t nc) {
+  // Corpus norms depend only on the rows: a block scored against several
+  // query blocks in a row has them computed once.
+  bool new_norms = corpus_norms_ && (corpus != norms_of_ || nc != norms_count_);
+  void* raw = integer_in_ ? static_cast<void*>(raw_i_.data()) : raw_f_.data();
+  void* norms = integer_in_ ? static_cast<void*>(norms_i_.data())
+                            : static_cast<void*>(norms_f_.data());
+  kernel_(Tile{row_at(p_.queries, q0), p_.queries.row_stride, nq, corpus,
+               corpus_stride, nc, p_.dim, raw, new_norms ? norms : nullptr});
+  if (new_norms) {
+    // float32 cosine finishes rows whose norm is out of float range itself
+    // (below); anything else with a non-finite norm has a NaN or infinity.
+    bool own_range = p_.metric == Metric::cosine && p_.pair == Pair::f32_f32;
+    if (!integer_in_ && !own_range && !all_finite(norms_f_.data(), nc)) return false;
+    norms_of_ = corpus;
+    norms_count_ = nc;
+    tiny_.clear();
+    for (std::size_t j = 0; j < nc; ++j) {
+      if (integer_in_) {
+        inverse_d_[j] = inverse_norm(static_cast<double>(norms_i_[j]));
+      } else {
+        inverse_f_[j] = inverse_norm(norms_f_[j]);
+        if (own_range && !(norms_f_[j] >= kTinyNorm2 && norms_f_[j] <= kHugeNorm2)) {
+          tiny_.push_back(j);
+        }
+      }
+    }
+    tiny_inverse_.clear();
+    for (std::size_t j : tiny_) {
+      const auto* row = static_cast<const float*>(row_at(Matrix{corpus, corpus_stride, nc}, j));
+      double norm2 = 0;
+      for (std::size_t d = 0; d < p_.dim; ++d) norm2 += static_cast<double>(row[d]) * row[d];
+      if (!std::isfinite(norm2)) return false;  // a NaN or infinity in the row
+      tiny_inverse_.push_back(inverse_norm(norm2));
+      inverse_f_[j] = 0;  // the float pass leaves these columns to finish_tiny_cosines
+    }
+  }
+  if (integer_in_) {
+    if (!integer_out_) finish_int8(q0, nq, nc);
+    return true;
+  }
+  if (!all_finite(raw_f_.data(), nq * nc)) return false;
+  if (tiny_.empty()) {
+    finish_float(q0, nq, nc);
+  } else {
+    finish_tiny_cosines(q0, nq, nc);
+  }
+  return true;
+}
+
+void TileScorer::finish_tiny_cosines(std::size_t q0, std::size_t nq, std::size_t nc) {
+  float* s = raw_f_.data();
+  tiny_scores_.resize(nq * tiny_.size());
+  for (std::size_t i = 0; i < nq; ++i) {
+    double inverse_q = inverse_norm(query_norm2_[q0 + i]);
+    for (std::size_t t = 0; t < tiny_.size(); ++t) {
+      double raw = s[i * nc + tiny_[t]];
+      tiny_scores_[i * tiny_.size() + t] = static_cast<float>(raw * (inverse_q * tiny_inverse_[t]));
+    }
+  }
+  finish_float(q0, nq, nc);
+  for (std::size_t i = 0; i < nq; ++i) {
+    for (std::size_t t = 0; t < tiny_.size(); ++t) {
+      s[i * nc + tiny_[t]] = tiny_scores_[i * tiny_.size() + t];
+    }
+  }
+}
+
+void TileScorer::finish_float(std::size_t q0, std::size_t nq, std::size_t nc) {
+  float* s = raw_f_.data();
+  if (distance(p_.metric)) {
+    // Rounding can take |q|^2 + |c|^2 - 2 q.c a little below zero.
+    for (std::size_t i = 0; i < nq; ++i) {
+      float query_norm2 = static_cast<float>(query_norm2_[q0 + i]);
+      for (std::size_t j = 0; j < nc; ++j) {
+        float& v = s[i * nc + j];
+        v = std::max(query_norm2 + norms_f_[j] - 2.0f * v, 0.0f);
+      }
+    }
+    if (p_.metric == Metric::l2) {
+      for (std::size_t a = 0; a < nq * nc; ++a) s[a] = std::sqrt(s[a]);
+    }
+  } else if (p_.metric == Metric::cosine) {
+    if (p_.pair == Pair::f32_bits) {
+      std::fill_n(inverse_f_.data(), nc, inverse_norm(static_cast<float>(p_.dim)));
+    }
+    for (std::size_t i = 0; i < nq; ++i) {
+      float inverse_q = inverse_norm(static_cast<float>(query_norm2_[q0 + i]));
+      for (std::size_t j = 0; j < nc; ++j) {
+        s[i * nc + j] *= inverse_q * inverse_f_[j];
+      }
+    }
+  }
+}
+
+// int8 cosine and l2 in double from exact integers, then rounded once:
+// cosine as raw * (1/|q| * 1/|c|), which the numpy backend computes in the
+// same order, so these agree bit for bit too; both loops vectorise.
+void TileScorer::finish_int8(std::size_t q0, std::size_t nq, std::size_t nc) {
+  if (p_.metric == Metric::l2) {
+    for (std::size_t a = 0; a < nq * nc; ++a) {
+      out_f_[a] = static_cast<float>(std::sqrt(static_cast<double>(raw_i_[a])));
+    }
+    return;
+  }
+  for (std::size_t i = 0; i < nq; ++i) {
+    double inverse_q = inverse_norm(query_norm2_[q0 + i]);
+    for (std::size_t j = 0; j < nc; ++j) {
+      out_f_[i * nc + j] = static_cast<float>(static_cast<double>(raw_i_[i * nc + j]) *
+                                              (inverse_q * inverse_d_[j]));
+    }
+  }
+}
+
+bool query_norms(const Problem& p, const Kernels& kernels, std::vector<double>* norms) {
+  if (p.metric != Metric::cosine && !uses_norms(p.pair, p.metric)) return true;
+  bool integer = p.pair == Pair::i8_i8;
+  TileKernel dot = integer ? kernels.dot_i8 : kernels.dot_f32;
+  norms->resize(p.queries.rows);
+  for (std::size_t i = 0; i < p.queries.rows; ++i) {
+    const void* q = row_at(p.queries, i);
+    float f = 0;
+    std::int32_t n = 0;
+    void* out = integer ? static_cast<void*>(&n) : static_cast<void*>(&f);
+    dot(Tile{q, 0, 1, q, 0, 1, p.dim, out, nullptr});
+    if (!integer && !std::isfinite(f)) return false;
+    (*norms)[i] = integer ? static_cast<double>(n) : static_cast<double>(f);
+  }
+  return true;
+}
+
+}  // namespace simkernel::detail

@@ -1,0 +1,72 @@
+// Scoring: the kernel for a (pair, metric), the norms it needs, and the
+// finishing that turns raw kernel tiles into the metric's values. Baseline
+// code shared by every walk of the scan.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "simkernel/kernels.hpp"
+#include "simkernel/search.hpp"
+
+namespace simkernel::detail {
+
+// A tile is at most 16 queries x 256 corpus rows: its scores (16 KiB) stay
+// in L1 and a block of 384-dim float32 rows (384 KiB) in L2, where every
+// query block reuses it before the next block is read from memory.
+constexpr std::size_t kQueryBlock = 16;
+constexpr std::size_t kCorpusBlock = 256;
+
+const void* row_at(const Matrix& m, std::size_t i);
+
+// Turns kernel tiles into the metric's values, flags non-finite ones. Scores
+// are rounded to the output type here, so ranking ties are exactly the ties a
+// caller sees.
+class TileScorer {
+ public:
+  TileScorer(const Problem& p, const Kernels& kernels, const std::vector<double>& query_norm2);
+
+  bool integer_output() const { return integer_out_; }
+  const std::int32_t* int_scores() const { return raw_i_.data(); }
+  const float* float_scores() const { return integer_in_ ? out_f_.data() : raw_f_.data(); }
+
+  // Scores queries [q0, q0 + nq) against `nc` corpus rows starting at
+  // `corpus` (nq x nc, row-major); false if any score is not finite.
+  // nq <= kQueryBlock and nc <= kCorpusBlock.
+  bool score(std::size_t q0, std::size_t nq, const void* corpus, std::ptrdiff_t corpus_stride,
+             std::size_t nc);
+
+ private:
+  void finish_float(std::size_t q0, std::size_t nq, std::size_t nc);
+  void finish_tiny_cosines(std::size_t q0, std::size_t nq, std::size_t nc);
+  void finish_int8(std::size_t q0, std::size_t nq, std::size_t nc);
+
+  const Problem& p_;
+  TileKernel kernel_;
+  bool integer_in_;
+  bool integer_out_;
+  bool corpus_norms_;
+  const std::vector<double>& query_norm2_;
+  std::vector<float> raw_f_;
+  std::vector<std::int32_t> raw_i_;
+  std::vector<float> out_f_;
+  std::vector<float> norms_f_;
+  std::vector<std::int32_t> norms_i_;
+  std::vector<float> inverse_f_;
+  std::vector<double> inverse_d_;
+  // Float corpus rows of the current block whose squared norm is too small
+  // for float32 (it underflows, and 1/|q| * 1/|c| overflows): their cosines
+  // are finished in double, from norms summed in double.
+  std::vector<std::size_t> tiny_;
+  std::vector<double> tiny_inverse_;
+  std::vector<float> tiny_scores_;
+  const void* norms_of_ = nullptr;
+  std::size_t norms_count_ = 0;
+};
+
+// Squared query norms where scoring uses norms (empty otherwise), from the
+// same dot kernel as the scores; false if any is not finite.
+bool query_norms(const Problem& p, const Kernels& kernels, std::vector<double>* norms);
+
+}  // namespace simkernel::detail

@@ -1,0 +1,107 @@
+#include "selection.hpp"
+
+#include <algorithm>
+#include <limits>
+
+namespace simkernel::detail {
+namespace {
+
+bool allowed_row(const std::uint8_t* bits, std::size_t row) {
+  return bits == nullptr || ((bits[row / 8] >> (row % 8)) & 1u) != 0;
+}
+
+// Once the heap is full almost nothing gets in, so each chunk is first
+// tested as a whole with a compare-and-or loop the compiler vectorises.
+template <bool Higher, typename Score>
+void offer_in_order(const Score* scores, std::size_t count, std::size_t first_row,
+                    const std::uint8_t* allowed, TopK& heap) {
+  constexpr std::size_t kChunk = 32;
+  constexpr double sign = Higher ? 1.0 : -1.0;
+  for (std::size_t start = 0; start < count; start += kChunk) {
+    std::size_t end = std::min(count, start + kChunk);
+    if (heap.full()) {
+      // The bar is a score of this type, negated or not: exact either way.
+      auto bar = static_cast<Score>(sign * heap.bar());
+      bool any = false;
+      for (std::size_t j = start; j < end; ++j) any |= Higher ? scores[j] > bar : scores[j] < bar;
+      if (!any) continue;
+    }
+    for (std::size_t j = start; j < end; ++j) {
+      double key = sign * static_cast<double>(scores[j]);
+      if (key > heap.bar() && allowed_row(allowed, first_row + j)) {
+        heap.push({key, static_cast<std::int64_t>(first_row + j)});
+      }
+    }
+  }
+}
+
+template <typename Score>
+void offer_any(const Score* scores, std::size_t count, std::size_t first_row, Metric metric,
+               const std::uint8_t* allowed, TopK& heap) {
+  if (higher_is_better(metric)) {
+    offer_in_order<true>(scores, count, first_row, allowed, heap);
+  } else {
+    offer_in_order<false>(scores, count, first_row, allowed, heap);
+  }
+}
+
+}  // namespace
+
+bool better(const Entry& a, const Entry& b) {
+  return a.key > b.key || (a.key == b.key && a.index < b.index);
+}
+
+bool higher_is_better(Metric metric) {
+  return metric == Metric::dot || metric == Metric::cosine;
+}
+
+TopK::TopK(std::size_t k) : k_(k) { heap_.reserve(k); }
+
+void TopK::push(const Entry& e) {
+  if (heap_.size() < k_) {
+    heap_.push_back(e);
+    std::push_heap(heap_.begin(), heap_.end(), better);
+  } else if (k_ > 0 && better(e, heap_.front())) {
+    std::pop_heap(heap_.begin(), heap_.end(), better);
+    heap_.back() = e;
+    std::push_heap(heap_.begin(), heap_.end(), better);
+  }
+}
+
+void TopK::push_all_into(TopK& other) const {
+  for (const Entry& e : heap_) other.push(e);
+}
+
+std::vector<Entry> TopK::sorted() const {
+  std::vector<Entry> entries = heap_;
+  std::sort(entries.begin(), entries.end(), better);
+  return entries;
+}
+
+void offer(const float* scores, std::size_t count, std::size_t first_row, Metric metric,
+           const std::uint8_t* allowed, TopK& heap) {
+  offer_any(scores, count, first_row, metric, allowed, heap);
+}
+
+void offer(const std::int32_t* scores, std::size_t count, std::size_t first_row, Metric metric,
+           const std::uint8_t* allowed, TopK& heap) {
+  offer_any(scores, count, first_row, metric, allowed, heap);
+}
+
+void write_result(const std::vector<Entry>& entries, std::size_t k, std::size_t query,
+                  Metric metric, bool integer_out, void* scores, std::int64_t* indices) {
+  constexpr Entry kPadding{std::numeric_limits<double>::quiet_NaN(), -1};
+  double sign = higher_is_better(metric) ? 1.0 : -1.0;
+  for (std::size_t r = 0; r < k; ++r) {
+    const Entry& entry = r < entries.size() ? entries[r] : kPadding;
+    double score = entry.index < 0 && integer_out ? 0.0 : sign * entry.key;
+    if (integer_out) {
+      static_cast<std::int32_t*>(scores)[query * k + r] = static_cast<std::int32_t>(score);
+    } else {
+      static_cast<float*>(scores)[query * k + r] = static_cast<float>(score);
+    }
+    indices[query * k + r] = entry.index;
+  }
+}
+
+}  // namespace simkernel::detail
