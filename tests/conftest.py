@@ -46,7 +46,7 @@ def index_pieces(request, monkeypatch):
     """Runs an Index test as is, and again with a tail piece of 4 rows, so
     storage is split in many pieces that the kernels search as one."""
     if request.param == "many pieces":
-        from simkernel import index
-        monkeypatch.setattr(index, "_TAIL_BYTES", 1)
-        monkeypatch.setattr(index, "_TAIL_MIN_ROWS", 4)
+        from simkernel import _storage
+        monkeypatch.setattr(_storage, "TAIL_BYTES", 1)
+        monkeypatch.setattr(_storage, "TAIL_MIN_ROWS", 4)
     return request.param

@@ -4,6 +4,7 @@ on every backend. Persistence has its own file (test_index_file.py)."""
 from __future__ import annotations
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -358,3 +359,33 @@ def test_the_index_keeps_its_own_copy_of_what_it_is_given(backend, rng, metric):
     stored = index.get(index.ids)
     x[:] = 7  # the caller reuses their buffer
     np.testing.assert_array_equal(index.get(index.ids), stored)
+
+
+def test_an_int8_scale_needs_a_first_batch_it_can_be_fitted_on(backend):
+    index = sk.Index(4, "dot", "int8")
+    with pytest.raises(ValueError, match=r"quantizer=sk\.Int8Quantizer\.fit\(sample\)"):
+        index.add(np.zeros((200, 4)))
+    assert len(index) == 0 and index.quantizer is None
+    with pytest.warns(RuntimeWarning, match="fitted on the first 10 vectors"):
+        index.add(np.ones((10, 4)))
+    given = sk.Index(4, "dot", "int8", quantizer=sk.Int8Quantizer(0.01))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        given.add(np.zeros((3, 4)))
+
+
+def test_membership_is_for_integer_ids_only(backend):
+    index = sk.Index(2, "dot")
+    index.add(np.ones((3, 2)))
+    assert 1 in index and np.int32(2) in index
+    assert 1.5 not in index and "1" not in index and True not in index and 2**70 not in index
+
+
+def test_automatic_ids_stop_before_int64_overflows(backend):
+    index = sk.Index(2, "dot")
+    index.add(np.ones((1, 2)), ids=[2**63 - 2])
+    assert index.add(np.ones((1, 2))).tolist() == [2**63 - 1]
+    with pytest.raises(ValueError, match="no automatic ids left"):
+        index.add(np.ones((1, 2)))
+    assert len(index) == 2
+    assert index.add(np.ones((1, 2)), ids=[5]).tolist() == [5]

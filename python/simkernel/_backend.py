@@ -12,12 +12,30 @@ import os
 import threading
 import warnings
 from types import ModuleType, TracebackType
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Protocol
+
+import numpy as np
 
 from . import _numpy_backend
+from ._inputs import SearchArgs
 from ._threads import resolve_threads
 
 BACKENDS = ("native", "numpy")
+
+
+class Backend(Protocol):
+    """What a backend module provides; both satisfy it (mypy checks the
+    assignments below). Arguments arrive checked (`_inputs.prepare`)."""
+
+    name: str
+
+    def topk(self, args: SearchArgs, k: int, threads: int,
+             allowed: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def cdist(self, args: SearchArgs, threads: int, out: np.ndarray) -> np.ndarray: ...
+
+    def rescore(self, args: SearchArgs, candidates: np.ndarray, k: int,
+                threads: int) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 def _load_native() -> Optional[ModuleType]:
@@ -67,8 +85,13 @@ def _apply_isa_request(native: ModuleType) -> None:
                   RuntimeWarning, stacklevel=4)
 
 
+if TYPE_CHECKING:  # mypy holds both backend modules to the protocol
+    from . import _native_backend
+    _checked: tuple[Backend, Backend] = (_numpy_backend, _native_backend)
+
 _native: Optional[ModuleType] = _load_native()
-active: ModuleType = _native if _native is not None else _numpy_backend
+_numpy: Backend = _numpy_backend
+active: Backend = _native if _native is not None else _numpy
 
 
 def native() -> Optional[ModuleType]:
@@ -76,7 +99,7 @@ def native() -> Optional[ModuleType]:
     return _native
 
 
-def set_active(backend: ModuleType) -> ModuleType:
+def set_active(backend: Backend) -> Backend:
     """Makes ``backend`` answer calls; returns the previous one (for tests)."""
     global active
     previous, active = active, backend

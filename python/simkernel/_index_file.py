@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import struct
 import tempfile
 import zlib
@@ -151,6 +152,10 @@ def _sync_folder(folder: str) -> None:
         os.close(descriptor)
 
 
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"non-finite number {name} in the header")
+
+
 def _read_header(path: str, size: int) -> dict[str, Any]:
     with open(path, "rb") as f:
         preamble = f.read(_ALIGN)
@@ -161,28 +166,57 @@ def _read_header(path: str, size: int) -> dict[str, Any]:
             raise IndexFileError(
                 f"{path} has index format version {version}; this simkernel reads "
                 f"versions up to {VERSION}: upgrade simkernel to load it")
+        if version < 1:
+            raise IndexFileError(f"{path} has format version {version}, which never existed")
+        # The claimed length is checked against the file before anything is read.
         if _ALIGN + length > size:
             raise IndexFileError(f"{path} is truncated: its header runs past the end")
         header = f.read(length) if len(preamble) == _ALIGN else b""
     if len(header) != length or zlib.crc32(header) != crc:
         raise IndexFileError(f"{path} is corrupt: its header checksum does not match")
     try:
-        return json.loads(header)
-    except ValueError as error:
+        parsed = json.loads(header, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as error:
         raise IndexFileError(f"{path} is corrupt: unreadable header ({error})") from None
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("settings"), dict):
+        raise IndexFileError(f"{path} is corrupt: header lacks settings")
+    return parsed
+
+
+# The element types an index file holds: ids, and each storage kind's rows.
+_DTYPES = {np.dtype(t).str for t in (np.int64, np.float32, np.float16, np.int8, np.uint8)}
+
+
+def _count(value: object) -> bool:
+    """A non-negative JSON integer (not a bool, not a float)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _check_layout(path: str, size: int, header: dict[str, Any]) -> list[dict[str, Any]]:
-    try:
-        sections = header["sections"]
-        end = _ALIGN
-        for s in sections:
-            expected = int(np.prod(s["shape"], dtype=np.int64)) * np.dtype(s["dtype"]).itemsize
-            if s["offset"] % _ALIGN or s["offset"] < end or s["nbytes"] != expected:
-                raise IndexFileError(f"{path} is corrupt: section {s['name']!r} is misplaced")
-            end = s["offset"] + s["nbytes"]
-    except (KeyError, TypeError) as error:
-        raise IndexFileError(f"{path} is corrupt: header lacks {error}") from None
+    """Every section's description, checked against the rules a written file
+    keeps: known element types, whole shapes, sizes that match, sections in
+    order at 64-byte boundaries, one name each, the last one ending the file."""
+    sections = header.get("sections")
+    if not isinstance(sections, list):
+        raise IndexFileError(f"{path} is corrupt: header lacks its sections")
+    end, names = _ALIGN, set()
+    for s in sections:
+        ok = (isinstance(s, dict) and isinstance(s.get("name"), str)
+              and s.get("dtype") in _DTYPES and isinstance(s.get("shape"), list)
+              and all(_count(n) for n in s["shape"]) and 1 <= len(s["shape"]) <= 2
+              and all(_count(s.get(key)) for key in ("offset", "nbytes", "crc32")))
+        if not ok:
+            raise IndexFileError(f"{path} is corrupt: a section is described wrongly: "
+                                 f"{str(s)[:200]}")
+        if s["name"] in names:
+            raise IndexFileError(f"{path} is corrupt: two sections are named {s['name']!r}")
+        names.add(s["name"])
+        expected = np.dtype(s["dtype"]).itemsize
+        for n in s["shape"]:
+            expected *= n  # Python integers: a huge shape cannot wrap around
+        if s["offset"] % _ALIGN or s["offset"] < end or s["nbytes"] != expected:
+            raise IndexFileError(f"{path} is corrupt: section {s['name']!r} is misplaced")
+        end = s["offset"] + s["nbytes"]
     if end > size:
         raise IndexFileError(f"{path} is truncated: {size} bytes, its sections need {end}")
     if end < size:
@@ -198,7 +232,11 @@ def read(path: str | os.PathLike[str], mmap: bool,
     header is read unless ``verify``; without it, they are read and verified.
     """
     path = os.fspath(path)
-    size = os.path.getsize(path)
+    info = os.stat(path)
+    # A FIFO or a device would block open() or read without end.
+    if not stat.S_ISREG(info.st_mode):
+        raise IndexFileError(f"{path} is not a regular file")
+    size = info.st_size
     header = _read_header(path, size)
     arrays = {}
     for s in _check_layout(path, size, header):
@@ -213,6 +251,4 @@ def read(path: str | os.PathLike[str], mmap: bool,
         if (verify or not mmap) and _crc([array]) != s["crc32"]:
             raise IndexFileError(f"{path} is corrupt: section {s['name']!r} fails its checksum")
         arrays[s["name"]] = array
-    if not isinstance(header.get("settings"), dict):
-        raise IndexFileError(f"{path} is corrupt: header lacks settings")
     return header["settings"], arrays

@@ -1,140 +1,90 @@
 """``sk.Index``: vectors under stable ids, searched by the kernels, saved safely.
 
-An Index is a thin composition of `topk` and `rescore` over arrays it keeps:
+The Index is a façade over small parts (docs/index.md):
 
-- rows are kept in increasing id order, so that ties broken by the lower row
-  are ties broken by the lower id (docs/semantics.md) and an id is found by
-  binary search;
-- removed rows stay in place, marked dead, until `compact` (or enough of
-  them) reclaims them, so no id is ever renumbered;
-- filters and dead rows become a bitmap the core consults only when a score
-  would enter the top-k, so a filtered search runs the same kernels; a small
-  allow-list is instead gathered and searched on its own.
+- `_ids.IdMap`: which row holds which id (rows in increasing id order, so
+  ties to the lower row are ties to the lower id), dead rows, the next id;
+- `_storage.Store`: each representation's rows, in pieces the core searches
+  as one corpus;
+- `_codecs`: one codec per storage kind (encode, decode, plan a search);
+- `_filters`: which rows a filtered search may return, and how it runs.
+
+Its whole state is one `_Contents` value. A change builds the next value
+aside (the parts are values too: nothing the current one shows is written)
+and publishes it with one assignment, so an interrupted or failed change
+leaves the index exactly as it was, and every read sees one consistent
+state without taking the lock.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import threading
-from typing import Any, NamedTuple, Optional, Sequence, Union
+import warnings
+from contextlib import contextmanager
+from typing import Any, Iterator, NamedTuple, Optional, Union
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _backend, _index_file
 from ._checks import positive_int
+from ._codecs import CODECS
+from ._filters import Allow, allowed_rows, filtered_topk
+from ._ids import IdMap, one_id
 from ._index_file import IndexFileError, Section
-from ._inputs import Pieces, check_k, check_metric, prepare
+from ._inputs import check_k, check_metric, prepare
+from ._storage import Pieces, Store
 from ._threads import resolve_threads
 from ._types import TopK
-from .quantize import Int8Quantizer, binary_quantize
+from .quantize import Int8Quantizer
 
 STORAGE = ("float32", "float16", "int8", "binary")
 RESCORE = (None, "float32", "float16", "int8")
-_DTYPES = {"float32": np.float32, "float16": np.float16, "int8": np.int8, "binary": np.uint8}
-# A filter that leaves at most this share of the rows is searched by
-# gathering those rows (a shared list) or scoring them one by one (per-query
-# lists): cheaper than scanning every row through the bitmap.
-_SPARSE_SHARE = 1 / 16
-# Rows added in small batches are gathered in a tail piece of this many bytes
-# (and at least this many rows).
-_TAIL_BYTES = 1 << 25
-_TAIL_MIN_ROWS = 64
 # remove() reclaims the space of dead rows once they are this share of all.
 _DEAD_SHARE = 0.25
-
-Allow = Union[ArrayLike, Sequence[ArrayLike], None]
-
-
-class _Growable:
-    """A 1-D array that grows by doubling its capacity, so n values appended
-    in any batches cost O(n) copying in all."""
-
-    def __init__(self, initial: np.ndarray) -> None:
-        self._data = initial
-        self.count = len(initial)
-
-    @property
-    def array(self) -> np.ndarray:
-        return self._data[:self.count]
-
-    def append(self, values: np.ndarray) -> None:
-        needed = self.count + len(values)
-        # A loaded memory map is read-only: the first append copies it out.
-        if needed > len(self._data) or not self._data.flags.writeable:
-            grown = np.empty(max(needed, 2 * len(self._data)), self._data.dtype)
-            grown[:self.count] = self.array
-            self._data = grown
-        self._data[self.count:needed] = values
-        self.count = needed
-
-    def replace(self, array: np.ndarray) -> None:
-        self._data = array
-        self.count = len(array)
+# An int8 scale fitted on fewer first rows than this may clip later ones.
+_FIT_MIN_ROWS = 100
 
 
-class _Store:
-    """One representation of the vectors, in pieces that are never copied
-    again once written (the core searches pieces as one corpus).
-
-    A batch of at least half a tail becomes a piece of its own (an eighth,
-    if the index made it itself: normalized or encoded rows, kept without a
-    copy); smaller ones fill a tail piece of fixed capacity, sealed when full. So every row is
-    copied once, pieces stay few, and a loaded memory map stays mapped
-    however much is added after it. Views handed to a search stay valid.
-    """
-
-    def __init__(self, kind: str, dim: int) -> None:
-        self.dtype = np.dtype(_DTYPES[kind])
-        self.width = (dim + 7) // 8 if kind == "binary" else dim
-        self.pieces: list[np.ndarray] = []
-        self._tail: Optional[np.ndarray] = None
-        self._tail_count = 0
-        self._tail_rows = max(_TAIL_MIN_ROWS, _TAIL_BYTES // (self.width * self.dtype.itemsize))
-
-    @property
-    def count(self) -> int:
-        return sum(map(len, self.pieces)) + self._tail_count
-
-    def view(self) -> Pieces:
-        arrays = list(self.pieces)
-        if self._tail is not None:
-            arrays.append(self._tail[:self._tail_count])
-        return Pieces(arrays or [np.empty((0, self.width), self.dtype)])
-
-    def append(self, block: np.ndarray, owned: bool = False) -> None:
-        """Adds rows; an ``owned`` block (made by the index, shared with no
-        one) of an eighth of a tail or more is kept as it is, uncopied."""
-        if len(block) >= self._tail_rows // (8 if owned else 2):
-            self._seal()
-            self.pieces.append(block if owned else np.array(block, dtype=self.dtype))
-            return
-        while len(block):
-            if self._tail is None:
-                self._tail = np.empty((self._tail_rows, self.width), self.dtype)
-            room = self._tail_rows - self._tail_count
-            self._tail[self._tail_count:self._tail_count + len(block[:room])] = block[:room]
-            self._tail_count += len(block[:room])
-            block = block[room:]
-            if self._tail_count == self._tail_rows:
-                self._seal()
-
-    def _seal(self) -> None:
-        if self._tail is not None and self._tail_count:
-            self.pieces.append(self._tail[:self._tail_count])
-        self._tail, self._tail_count = None, 0
-
-    def replace(self, array: np.ndarray) -> None:
-        self.pieces = [array]
-        self._tail, self._tail_count = None, 0
+@contextmanager
+def _ctrl_c_held_back() -> Iterator[None]:
+    """Holds Ctrl-C back while a change holds the Index's lock, and raises it
+    once the lock is free. A KeyboardInterrupt can land between any two
+    bytecodes, and one that lands as a ``with lock:`` block exits, before the
+    lock's ``__exit__`` runs, would leave the lock held for ever. Python runs
+    signal handlers in the main thread only, so other threads need nothing."""
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous is None:
+        yield  # None: a handler installed outside Python, which Python cannot restore
+        return
+    arrived: list[Any] = []
+    signal.signal(signal.SIGINT, lambda number, frame: arrived.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if arrived and callable(previous):
+        previous(signal.SIGINT, arrived[-1])
+    elif arrived and previous == signal.SIG_DFL:
+        signal.raise_signal(signal.SIGINT)
 
 
-class _State(NamedTuple):
-    """What one search sees: taken at its start, unchanged by later changes."""
+class _Contents(NamedTuple):
+    """Everything an Index holds; a search works on the one it starts with."""
 
-    ids: np.ndarray
-    alive: Optional[np.ndarray]  # None: every row is alive
-    stores: dict[str, Pieces]
+    ids: IdMap
+    stores: dict[str, Store]  # "primary", and "rescore" if any; never changed in place
+    quantizer: Optional[Int8Quantizer]
+
+    def taken(self, rows: np.ndarray) -> "_Contents":
+        """Only these rows (a permutation or a subset), in that order."""
+        return self._replace(ids=self.ids.taken(rows),
+                             stores={name: s.taken(rows) for name, s in self.stores.items()})
+
+    def compacted(self) -> "_Contents":
+        return self.taken(self.ids.live_rows()) if self.ids.dead else self
 
 
 def _float_rows(x: ArrayLike, name: str, dim: int,
@@ -229,15 +179,17 @@ class Index:
         self.rescore = rescore
         self.rescore_factor = positive_int(rescore_factor, "rescore_factor")
         self.asymmetric = bool(asymmetric)
-        self.quantizer = quantizer
-        self._lock = threading.RLock()
-        self._ids = _Growable(np.empty(0, np.int64))
-        self._stores = {"primary": _Store(dtype, self.dim)}
-        if rescore is not None:
-            self._stores["rescore"] = _Store(rescore, self.dim)
-        self._alive: Optional[np.ndarray] = None  # None: every row is alive
-        self._dead = 0
-        self._next_id = 0
+        self._lock = threading.Lock()  # serializes changes; reads need none
+        self._contents = _Contents(
+            IdMap.empty(), {name: Store.empty(CODECS[kind].dtype, CODECS[kind].width(self.dim))
+                            for name, kind in self._kinds().items()}, quantizer)
+
+    def _kinds(self) -> dict[str, str]:
+        """The storage kind of each store."""
+        kinds = {"primary": self.dtype}
+        if self.rescore is not None:
+            kinds["rescore"] = self.rescore
+        return kinds
 
     # -- what it holds ---------------------------------------------------------
 
@@ -247,22 +199,30 @@ class Index:
         return self.metric == "cosine"
 
     @property
+    def quantizer(self) -> Optional[Int8Quantizer]:
+        """The int8 scale in use (None until fitted, or without int8 storage)."""
+        return self._contents.quantizer
+
+    @property
     def nbytes(self) -> int:
         """Bytes of stored rows and ids (removed rows included until compacted)."""
-        return self._ids.array.nbytes + sum(
-            s.count * s.width * s.dtype.itemsize for s in self._stores.values())
+        now = self._contents
+        return now.ids.ids.nbytes + sum(
+            s.count * s.width * s.dtype.itemsize for s in now.stores.values())
 
     @property
     def ids(self) -> np.ndarray:
         """The ids in the index, in increasing order."""
-        ids = self._ids.array
-        return np.array(ids if self._alive is None else ids[self._alive])
+        return self._contents.ids.live_ids()
 
     def __len__(self) -> int:
-        return self._ids.count - self._dead
+        return len(self._contents.ids)
 
     def __contains__(self, id_: object) -> bool:
-        return bool(self._find(np.asarray([id_], dtype=np.int64))[2][0])
+        number = one_id(id_)
+        if number is None:
+            return False
+        return bool(self._contents.ids.find(np.asarray([number], dtype=np.int64))[2][0])
 
     def __repr__(self) -> str:
         stored = "normalized rows" if self.normalized else "rows as given"
@@ -270,69 +230,9 @@ class Index:
                 f"rescore={self.rescore!r}, rescore_factor={self.rescore_factor}): "
                 f"{len(self)} vectors, {stored}, {self.nbytes / 2**20:.1f} MiB")
 
-    def _state(self) -> _State:
-        with self._lock:
-            return _State(self._ids.array, self._alive,
-                          {name: store.view() for name, store in self._stores.items()})
-
-    def _kind(self, store: str) -> str:
-        return self.dtype if store == "primary" else str(self.rescore)
-
-    # -- ids -------------------------------------------------------------------
-
-    def _find(self, ids: np.ndarray,
-              state: Optional[_State] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """For each id: its row, whether a row holds it, whether that row is
-        alive (in ``state``, default the index as it is now)."""
-        stored, alive_rows = (self._ids.array, self._alive) if state is None else state[:2]
-        if len(stored) == 0:
-            nowhere = np.zeros(len(ids), bool)
-            return np.zeros(len(ids), np.int64), nowhere, nowhere
-        rows = np.minimum(np.searchsorted(stored, ids), len(stored) - 1)
-        found = stored[rows] == ids
-        alive = found if alive_rows is None else found & alive_rows[rows]
-        return rows, found, alive
-
-    @staticmethod
-    def _id_array(ids: ArrayLike, name: str = "ids") -> np.ndarray:
-        array = np.asarray(ids)
-        if array.ndim != 1:
-            raise ValueError(f"{name} must be 1-D, got shape {array.shape}")
-        if array.size and array.dtype.kind not in "iu":
-            raise TypeError(f"{name} must be integers, got dtype {array.dtype}")
-        return array.astype(np.int64)
-
-    def _live_rows(self, ids: ArrayLike, state: Optional[_State] = None) -> np.ndarray:
-        wanted = self._id_array(ids)
-        rows, _, alive = self._find(wanted, state)
-        if not alive.all():
-            missing = wanted[~alive][:5].tolist()
-            raise KeyError(f"ids not in the index: {missing}"
-                           f"{' ...' if (~alive).sum() > 5 else ''}")
-        return rows
-
-    def _new_ids(self, ids: Optional[ArrayLike], n: int, replace: bool) -> np.ndarray:
-        if ids is None:
-            return np.arange(self._next_id, self._next_id + n, dtype=np.int64)
-        new = self._id_array(ids)
-        if len(new) != n:
-            raise ValueError(f"ids must give one id per vector: ids shape {new.shape}, "
-                             f"{n} vectors")
-        if n and new.min() < 0:
-            raise ValueError(f"ids must be non-negative (-1 marks a missing result); "
-                             f"got {new.min()}")
-        ordered = np.sort(new)
-        repeated = ordered[1:][ordered[1:] == ordered[:-1]]
-        if len(repeated):
-            raise ValueError(f"ids holds id {repeated[0]} more than once")
-        if not replace:
-            present = new[self._find(new)[2]]
-            if len(present):
-                raise ValueError(f"ids already in the index: {present[:5].tolist()}; "
-                                 f"pass replace=True to overwrite them")
-        return new
-
     # -- changes ---------------------------------------------------------------
+    # Each builds the next _Contents from the current one and publishes it in
+    # its last statement: before that, nothing anyone can see has changed.
 
     def add(self, vectors: ArrayLike, ids: Optional[ArrayLike] = None, *,
             replace: bool = False) -> np.ndarray:
@@ -358,28 +258,28 @@ class Index:
         bits = self._packed_bits(vectors)
         x = bits if bits is not None else _float_rows(vectors, "vectors", self.dim,
                                                       unit=self.normalized)[0]
-        with self._lock:
-            new = self._new_ids(ids, len(x), replace)
+        with _ctrl_c_held_back(), self._lock:
+            now = self._contents
+            new = now.ids.new_ids(ids, len(x), replace)
             if len(new) == 0:
                 return new
-            quantizer = self.quantizer
+            quantizer = now.quantizer
             if bits is not None:
                 encoded = {"primary": bits}
             else:
-                if quantizer is None and "int8" in (self.dtype, self.rescore):
-                    quantizer = Int8Quantizer.fit(x)
-                encoded = {name: self._encode(self._kind(name), x, quantizer)
-                           for name in self._stores}
-            # Everything that can fail has: the index changes from here on.
-            self.quantizer = quantizer
+                if quantizer is None and "int8" in self._kinds().values():
+                    quantizer = _fit_int8(x)
+                encoded = {name: CODECS[kind].encode(x, quantizer)
+                           for name, kind in self._kinds().items()}
+            contents = now._replace(quantizer=quantizer)
             if ids is not None:  # automatic ids are new by construction
-                _, found, alive = self._find(new)
+                _, found, alive = contents.ids.find(new)
                 if alive.any():
-                    self._mark_dead(self._find(new[alive])[0])
+                    dead = contents.ids.find(new[alive])[0]
+                    contents = contents._replace(ids=contents.ids.with_dead(dead))
                 if found.any():
-                    self.compact()  # a dead row still holds one of these ids
-            self._append(new, encoded, source=np.asarray(vectors))
-            self._next_id = max(self._next_id, int(new.max()) + 1)
+                    contents = contents.compacted()  # a dead row still holds one of these ids
+            self._contents = _appended(contents, new, encoded, source=np.asarray(vectors))
         return new
 
     def _packed_bits(self, vectors: ArrayLike) -> Optional[np.ndarray]:
@@ -398,52 +298,6 @@ class Index:
                              f"{self.dim}, got {array.shape}")
         return rows
 
-    def _encode(self, kind: str, x: np.ndarray, quantizer: Optional[Int8Quantizer]) -> np.ndarray:
-        if kind == "float16":
-            if np.abs(x).max(initial=0) > np.finfo(np.float16).max:
-                raise ValueError("vectors hold values too large for float16 storage")
-            return x.astype(np.float16)
-        if kind == "int8":
-            assert quantizer is not None
-            return quantizer.encode(x)
-        if kind == "binary":
-            return binary_quantize(x)
-        return x
-
-    def _append(self, new: np.ndarray, encoded: dict[str, np.ndarray],
-                source: np.ndarray) -> None:
-        in_order = bool((new[1:] > new[:-1]).all())
-        order = None if in_order else np.argsort(new)
-        new_ids = new if order is None else new[order]
-        largest = self._ids.array[-1] if self._ids.count else -1
-        self._ids.append(new_ids)
-        for name, rows in encoded.items():
-            if order is not None:
-                rows = rows[order]
-            # Rows the index made itself (normalized, encoded, reordered) need
-            # no copy; the caller's own array must be copied.
-            self._stores[name].append(rows, not np.may_share_memory(rows, source))
-        if self._alive is not None:
-            self._alive = np.concatenate([self._alive, np.ones(len(new), bool)])
-        if new_ids[0] < largest:
-            # Ids below the largest so far: rows are put back in id order (one copy).
-            self._take(np.argsort(self._ids.array, kind="stable"))
-
-    def _take(self, rows: np.ndarray) -> None:
-        """Keeps only ``rows`` (a permutation or a subset), in that order."""
-        self._ids.replace(self._ids.array[rows])
-        for store in self._stores.values():
-            store.replace(store.view()[rows])
-        if self._alive is not None:
-            self._alive = self._alive[rows]
-
-    def _mark_dead(self, rows: np.ndarray) -> None:
-        # A new mask, not a change to the old one, which searches may be reading.
-        alive = np.ones(self._ids.count, bool) if self._alive is None else self._alive.copy()
-        alive[rows] = False
-        self._alive = alive
-        self._dead += len(rows)
-
     def remove(self, ids: ArrayLike) -> None:
         """Removes vectors by id; no other id changes.
 
@@ -452,19 +306,18 @@ class Index:
         KeyError
             If any id is not in the index (then nothing is removed).
         """
-        with self._lock:
-            rows = self._live_rows(ids)
-            self._mark_dead(np.unique(rows))
-            if self._dead > _DEAD_SHARE * self._ids.count:
-                self.compact()
+        with _ctrl_c_held_back(), self._lock:
+            now = self._contents
+            rows = np.unique(now.ids.rows_of(ids))
+            contents = now._replace(ids=now.ids.with_dead(rows))
+            if contents.ids.dead > _DEAD_SHARE * contents.ids.count:
+                contents = contents.compacted()
+            self._contents = contents
 
     def compact(self) -> None:
         """Reclaims the space of removed vectors (ids are unchanged)."""
-        with self._lock:
-            if self._dead:
-                assert self._alive is not None
-                self._take(np.flatnonzero(self._alive))
-            self._alive, self._dead = None, 0
+        with _ctrl_c_held_back(), self._lock:
+            self._contents = self._contents.compacted()
 
     def get(self, ids: ArrayLike) -> np.ndarray:
         """Stored vectors by id, decoded to float32: ``(m, dim)``, or ``(dim,)`` for one id.
@@ -473,19 +326,11 @@ class Index:
         finest storage it has (bits decode to +1 / -1).
         """
         one = np.ndim(ids) == 0
-        state = self._state()
-        rows = self._live_rows(np.atleast_1d(ids), state)
-        name = "rescore" if "rescore" in self._stores else "primary"
-        kind = self._kind(name)
-        stored = state.stores[name][rows]
-        if kind == "int8":
-            assert self.quantizer is not None
-            vectors = self.quantizer.decode(stored)
-        elif kind == "binary":
-            bits = np.unpackbits(stored, axis=1, count=self.dim)
-            vectors = bits.astype(np.float32) * 2 - 1
-        else:
-            vectors = stored.astype(np.float32)
+        now = self._contents
+        rows = now.ids.rows_of(np.atleast_1d(ids))
+        name = "rescore" if "rescore" in now.stores else "primary"
+        stored = now.stores[name].view()[rows]
+        vectors = CODECS[self._kinds()[name]].decode(stored, self.dim, now.quantizer)
         return vectors[0] if one else vectors
 
     # -- search ----------------------------------------------------------------
@@ -527,25 +372,26 @@ class Index:
         dims = self._check_dims(dims)
         if refine is None:
             refine = self.rescore is not None or dims is not None
-        state = self._state()
-        live = len(state.ids) - (0 if state.alive is None else
-                                 len(state.alive) - np.count_nonzero(state.alive))
-        columns = min(k, live)
+        now = self._contents
+        columns = min(k, len(now.ids))
         scores = np.full((len(q), columns), np.nan, np.float32)
         ids = np.full((len(q), columns), -1, np.int64)
         if columns:
-            final = "rescore" if "rescore" in state.stores else "primary"
-            wanted = k * self.rescore_factor if refine else k
-            found_scores, rows = self._first_stage(state, q, wanted, dims, allow, threads)
+            # Queries meet stored rows as they were stored: normalized for
+            # cosine (which the int8 scale was fitted on).
+            unit = _normalized(q, "queries") if self.normalized else q
+            final = "rescore" if "rescore" in now.stores else "primary"
+            wanted = min(k * self.rescore_factor, len(now.ids.ids)) if refine else k
+            found_scores, rows = self._first_stage(now, unit, wanted, dims, allow, threads)
             if refine:
-                found_scores, rows = self._rescore(state, final, q, rows, k, threads)
+                found_scores, rows = self._refined(now, final, unit, rows, k, threads)
             # A stage may return fewer columns (a short allow-list) or more
             # (dead rows counted): the rest of each row stays padding.
             width = min(columns, rows.shape[1])
             rows = rows[:, :width]
             valid = rows >= 0
             scores[:, :width] = np.where(valid, found_scores[:, :width], np.nan)
-            ids[:, :width] = np.where(valid, state.ids[np.where(valid, rows, 0)], -1)
+            ids[:, :width] = np.where(valid, now.ids.ids[np.where(valid, rows, 0)], -1)
         return TopK(scores[0] if one else scores, ids[0] if one else ids)
 
     def _check_dims(self, dims: Optional[int]) -> Optional[int]:
@@ -557,135 +403,87 @@ class Index:
             raise ValueError(f"dims must be in [1, {self.dim}]{rule}; got {dims}")
         return None if dims == self.dim else dims
 
-    def _plan(self, kind: str, q: np.ndarray, dims: Optional[int]) -> tuple[np.ndarray, str, float]:
-        """What the kernels get for this storage: queries, metric, and the
+    def _planned(self, now: _Contents, store: str, unit: np.ndarray,
+                 dims: Optional[int]) -> tuple[np.ndarray, Pieces, str, float]:
+        """What the kernels get for one store: queries, rows, metric, and the
         factor that turns their scores into the metric on decoded vectors."""
-        # Queries meet stored rows as they were stored: normalized for
-        # cosine (which the int8 scale was fitted on).
-        unit = _normalized(q, "queries") if self.normalized else q
+        codec = CODECS[self._kinds()[store]]
         prefix = unit if dims is None else unit[:, :dims]
-        if kind == "binary":
-            if self.metric == "hamming" or not self.asymmetric:
-                return binary_quantize(prefix), "hamming", 1.0
-            return prefix, self.metric, 1.0
-        if kind == "int8":
-            assert self.quantizer is not None
-            s = self.quantizer.scale
-            if not self.asymmetric:
-                factor = {"cosine": 1.0, "dot": s * s, "sqeuclidean": s * s, "l2": s}
-                return self.quantizer.encode(prefix), self.metric, factor[self.metric]
-            # Float queries meet codes (= vectors / s): dot is scaled after,
-            # distances need the queries in code units first.
-            if self.metric in ("sqeuclidean", "l2"):
-                factor = {"sqeuclidean": s * s, "l2": s}
-                return prefix / np.float32(s), self.metric, factor[self.metric]
-            return prefix, self.metric, s if self.metric == "dot" else 1.0
-        if self.normalized and kind == "float32" and dims is None:
-            # Stored rows are unit length (to float32 rounding): cosine is a
-            # dot with the unit query. float16 rounding moves a row's length
-            # by up to 5e-4, so there the kernels still divide by it.
-            return prefix, "dot", 1.0
-        return prefix, self.metric, 1.0
-
-    def _search_store(self, state: _State, store: str, q: np.ndarray,
-                      dims: Optional[int]) -> tuple[np.ndarray, Pieces, str, float]:
-        queries, metric, factor = self._plan(self._kind(store), q, dims)
-        rows = state.stores[store]
+        queries, metric, factor = codec.plan(
+            prefix, self.metric, unit_rows=self.normalized and dims is None,
+            asymmetric=self.asymmetric, quantizer=now.quantizer)
+        rows = now.stores[store].view()
         if dims is not None:
-            rows = rows.columns(dims // 8 if self.dtype == "binary" else dims)
+            rows = rows.columns(codec.width(dims))
         return queries, rows, metric, factor
 
-    def _first_stage(self, state: _State, q: np.ndarray, k: int, dims: Optional[int],
+    def _first_stage(self, now: _Contents, unit: np.ndarray, k: int, dims: Optional[int],
                      allow: Allow, threads: int) -> tuple[np.ndarray, np.ndarray]:
-        queries, rows, metric, factor = self._search_store(state, "primary", q, dims)
+        queries, rows, metric, factor = self._planned(now, "primary", unit, dims)
         backend = _backend.active
-        if allow is None and state.alive is None:
-            args = prepare(queries, rows, metric)
-            scores, found = backend.topk(args, k, threads)
+        if allow is None and now.ids.alive is None:
+            scores, found = backend.topk(prepare(queries, rows, metric), k, threads)
         else:
-            lists = self._allowed_rows(state, allow, len(q))
-            n = len(state.ids)
-            if len(lists) == 1 and len(lists[0]) <= _SPARSE_SHARE * n:
-                shared = lists[0]
-                args = prepare(queries, rows[shared], metric)
-                scores, found = backend.topk(args, k, threads)
-                found = np.where(found >= 0, shared[np.maximum(found, 0)], -1)
-            elif sum(map(len, lists)) <= _SPARSE_SHARE * n * len(lists):
-                args = prepare(queries, rows, metric)
-                scores, found = backend.rescore(args, _padded(lists), k, threads)
-            else:
-                args = prepare(queries, rows, metric)
-                scores, found = backend.topk(args, k, threads, _bitmap(lists, n))
+            lists = allowed_rows(now.ids, allow, len(unit))
+            scores, found = filtered_topk(backend, queries, rows, metric, lists, k, threads)
         return scores.astype(np.float32) * np.float32(factor), found
 
-    def _rescore(self, state: _State, store: str, q: np.ndarray, candidates: np.ndarray,
+    def _refined(self, now: _Contents, store: str, unit: np.ndarray, candidates: np.ndarray,
                  k: int, threads: int) -> tuple[np.ndarray, np.ndarray]:
-        queries, rows, metric, factor = self._search_store(state, store, q, None)
+        queries, rows, metric, factor = self._planned(now, store, unit, None)
         args = prepare(queries, rows, metric, corpus_name="vectors")
         scores, found = _backend.active.rescore(args, candidates, k, threads)
         return scores.astype(np.float32) * np.float32(factor), found
 
-    def _allowed_rows(self, state: _State, allow: Allow, nq: int) -> list[np.ndarray]:
-        """Live rows a search may return, sorted: one array for every query
-        (a list of one) or one per query."""
-        if allow is None:
-            assert state.alive is not None
-            return [np.flatnonzero(state.alive)]
-        per_query = (isinstance(allow, np.ndarray) and allow.ndim == 2) or (
-            isinstance(allow, (list, tuple)) and len(allow) > 0
-            and all(np.ndim(a) == 1 for a in allow))
-        lists: list[Any] = list(allow) if per_query else [allow]  # type: ignore[arg-type]
-        if per_query and len(lists) != nq:
-            raise ValueError(f"allow must be one list of ids, or one per query: "
-                             f"{len(lists)} lists for {nq} queries")
-        found = []
-        for ids in lists:
-            rows, _, alive = self._find(self._id_array(ids, "allow"), state)
-            found.append(np.unique(rows[alive]))
-        return found
-
     # -- persistence -----------------------------------------------------------
 
-    def _settings(self) -> dict[str, Any]:
+    def _settings(self, now: _Contents) -> dict[str, Any]:
         return {"dim": self.dim, "metric": self.metric, "dtype": self.dtype,
                 "rescore": self.rescore, "rescore_factor": self.rescore_factor,
-                "asymmetric": self.asymmetric, "next_id": self._next_id,
-                "int8_scale": None if self.quantizer is None else self.quantizer.scale}
+                "asymmetric": self.asymmetric, "next_id": now.ids.next_id,
+                "int8_scale": None if now.quantizer is None else now.quantizer.scale}
 
-    def _sections(self) -> list[Section]:
-        state = self._state()
-        if state.alive is None:
-            return [Section("ids", [state.ids])] + [
-                Section(name, pieces.arrays) for name, pieces in state.stores.items()]
-        keep = np.flatnonzero(state.alive)
-        return [Section("ids", [state.ids[keep]])] + [
-            Section(name, [pieces[keep]]) for name, pieces in state.stores.items()]
+    @staticmethod
+    def _sections(now: _Contents) -> list[Section]:
+        if now.ids.alive is None:
+            return [Section("ids", [now.ids.ids])] + [
+                Section(name, store.view().arrays) for name, store in now.stores.items()]
+        keep = now.ids.live_rows()
+        return [Section("ids", [now.ids.ids[keep]])] + [
+            Section(name, [store.view()[keep]]) for name, store in now.stores.items()]
 
     @classmethod
     def _restore(cls, settings: dict[str, Any], arrays: dict[str, np.ndarray]) -> "Index":
         scale = settings["int8_scale"]
+        if not isinstance(settings["asymmetric"], bool):
+            raise IndexFileError(f"asymmetric must be true or false, got {settings['asymmetric']!r}")
         index = cls(settings["dim"], settings["metric"], settings["dtype"], settings["rescore"],
                     settings["rescore_factor"], asymmetric=settings["asymmetric"],
                     quantizer=None if scale is None else Int8Quantizer(scale))
         ids = arrays["ids"]
-        for name, store in index._stores.items():
+        if ids.dtype != np.int64 or ids.ndim != 1:
+            raise IndexFileError(f"section 'ids' has dtype {ids.dtype}, shape {ids.shape}")
+        next_id = settings["next_id"]
+        _check_ids(ids, next_id)
+        stores = {}
+        for name, store in index._contents.stores.items():
             rows = arrays[name]
             expected = (len(ids), store.width)
             if rows.dtype != store.dtype or rows.shape != expected:
                 raise IndexFileError(f"section {name!r} has dtype {rows.dtype} and shape "
                                      f"{rows.shape}; expected {store.dtype} {expected}")
-            store.replace(rows)
-        if ids.dtype != np.int64 or ids.ndim != 1:
-            raise IndexFileError(f"section 'ids' has dtype {ids.dtype}, shape {ids.shape}")
-        index._ids.replace(ids)
-        index._next_id = int(settings["next_id"])
+            stores[name] = store.holding(rows)
+        if len(ids) and scale is None and "int8" in index._kinds().values():
+            raise IndexFileError("int8 rows are stored but the file gives no int8_scale")
+        index._contents = index._contents._replace(ids=IdMap.of(ids, next_id), stores=stores)
         return index
 
     def save(self, path: Union[str, os.PathLike[str]]) -> None:
         """Writes the index to ``path`` atomically: a failed or interrupted save
-        leaves any previous file at ``path`` as it was."""
-        with self._lock:
-            _index_file.write(path, self._settings(), self._sections())
+        leaves any previous file at ``path`` as it was. It writes the index as
+        it was when the save began, while changes may go on."""
+        now = self._contents
+        _index_file.write(path, self._settings(now), self._sections(now))
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike[str]], mmap: bool = True,
@@ -717,26 +515,58 @@ class Index:
                                  f"use: {error!r}") from None
 
     def __reduce__(self) -> tuple[Any, ...]:
-        arrays = {s.name: np.concatenate(s.arrays) for s in self._sections()}
-        return Index._restore, (self._settings(), arrays)
+        now = self._contents
+        arrays = {s.name: np.concatenate(s.arrays) for s in self._sections(now)}
+        return Index._restore, (self._settings(now), arrays)
 
 
-def _padded(lists: list[np.ndarray]) -> np.ndarray:
-    """Per-query row lists as one (q, longest) matrix padded with -1."""
-    out = np.full((len(lists), max(map(len, lists), default=0)), -1, np.int64)
-    for i, rows in enumerate(lists):
-        out[i, :len(rows)] = rows
-    return out
+def _appended(now: _Contents, new: np.ndarray, encoded: dict[str, np.ndarray],
+              source: np.ndarray) -> _Contents:
+    """``now`` with the rows ``encoded`` under ids ``new``, kept in id order."""
+    order = None if bool((new[1:] > new[:-1]).all()) else np.argsort(new)
+    new_ids = new if order is None else new[order]
+    largest = now.ids.ids[-1] if now.ids.count else -1
+    stores = {}
+    for name, rows in encoded.items():
+        if order is not None:
+            rows = rows[order]
+        # Rows the index made itself (normalized, encoded, reordered) need
+        # no copy; the caller's own array must be copied.
+        stores[name] = now.stores[name].appended(rows, not np.may_share_memory(rows, source))
+    contents = now._replace(ids=now.ids.appended(new_ids), stores=stores)
+    if new_ids[0] < largest:
+        # Ids below the largest so far: rows are put back in id order (one copy).
+        contents = contents.taken(np.argsort(contents.ids.ids, kind="stable"))
+    return contents
 
 
-def _bitmap(lists: list[np.ndarray], n: int) -> np.ndarray:
-    """Row lists as the core's filter: one little-endian bitmap row per list."""
-    out = np.empty((len(lists), (n + 7) // 8), np.uint8)
-    for i, rows in enumerate(lists):
-        mask = np.zeros(n, bool)
-        mask[rows] = True
-        out[i] = np.packbits(mask, bitorder="little")
-    return out
+def _fit_int8(x: np.ndarray) -> Int8Quantizer:
+    """The int8 scale from an Index's first rows, where they can give one."""
+    if not np.any(x):
+        raise ValueError("the int8 scale cannot be fitted from a first batch of zero vectors: "
+                         "pass quantizer=sk.Int8Quantizer.fit(sample) with a sample of your "
+                         "vectors")
+    if len(x) < _FIT_MIN_ROWS:
+        warnings.warn(f"the int8 scale is fitted on the first {len(x)} vectors only; later "
+                      f"vectors with larger values will be clipped. Pass "
+                      f"quantizer=sk.Int8Quantizer.fit(sample) with a representative sample",
+                      RuntimeWarning, stacklevel=3)
+    return Int8Quantizer.fit(x)
+
+
+def _check_ids(ids: np.ndarray, next_id: object) -> None:
+    """A stored id section must be what an Index writes: distinct
+    non-negative ids in increasing order, all below ``next_id``."""
+    if isinstance(next_id, bool) or not isinstance(next_id, int):
+        raise IndexFileError(f"next_id must be an integer, got {next_id!r}")
+    if len(ids) == 0:
+        return
+    if ids[0] < 0:
+        raise IndexFileError(f"ids must be non-negative; the first is {ids[0]}")
+    if not bool((ids[1:] > ids[:-1]).all()):
+        raise IndexFileError("ids are not distinct and in increasing order")
+    if next_id <= ids[-1]:
+        raise IndexFileError(f"next_id {next_id} is not above the largest id {ids[-1]}")
 
 
 __all__ = ["Index", "IndexFileError"]
