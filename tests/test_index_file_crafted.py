@@ -192,3 +192,25 @@ def test_a_pickle_with_unsorted_ids_is_refused():
     assert pickle.loads(pickle.dumps(index)).ids.tolist() == [1, 2, 3, 4]
     with pytest.raises(sk.IndexFileError, match="increasing order"):
         restore(settings, arrays)
+
+
+def test_save_keeps_the_permissions_of_the_file_it_replaces_and_follows_symlinks(tmp_path):
+    index = sk.Index(4, "dot")
+    index.add(np.eye(4))
+    path = tmp_path / "kept.sk"
+    index.save(path)
+    os.chmod(path, 0o640)
+    index.save(path)
+    assert oct(os.stat(path).st_mode & 0o777) == oct(0o640)
+    fresh = tmp_path / "fresh.sk"
+    mask = os.umask(0o027)
+    try:
+        index.save(fresh)
+    finally:
+        os.umask(mask)
+    assert oct(os.stat(fresh).st_mode & 0o777) == oct(0o640)
+    link = tmp_path / "link.sk"
+    link.symlink_to(path)
+    index.add(np.ones((1, 4)))
+    index.save(link)
+    assert link.is_symlink() and len(sk.Index.load(path)) == 5

@@ -112,14 +112,19 @@ def _header_bytes(settings: dict[str, Any], sections: list[Section]) -> bytes:
 
 def write(path: str | os.PathLike[str], settings: dict[str, Any],
           sections: list[Section]) -> None:
-    """Writes a complete file next to ``path``, syncs it, then renames it over ``path``."""
-    target = os.path.abspath(os.fspath(path))
+    """Writes a complete file next to ``path``, syncs it, then renames it over
+    ``path``. Through a symlink, the file it points to is replaced (the link
+    stays). The file keeps the permissions of the one it replaces; a new one
+    follows the umask, as ``open`` would."""
+    target = os.path.realpath(os.fspath(path))
     folder = os.path.dirname(target)
     header = _header_bytes(settings, sections)
     layout = json.loads(header)["sections"]
+    mode = _mode_for(target)
     handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.",
                                          suffix=".tmp", dir=folder)
     try:
+        os.fchmod(handle, mode)
         with os.fdopen(handle, "wb") as out:
             out.write(_PREAMBLE.pack(MAGIC, VERSION, len(header), zlib.crc32(header)))
             out.write(bytes(_ALIGN - _PREAMBLE.size))
@@ -136,6 +141,25 @@ def write(path: str | os.PathLike[str], settings: dict[str, Any],
             os.unlink(temporary)
         raise
     _sync_folder(folder)
+
+
+def _mode_for(target: str) -> int:
+    """The permission bits a save gives ``target``: those of the file there,
+    else 0o666 less the umask."""
+    try:
+        return stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        pass
+    try:
+        with open("/proc/self/status") as status:  # reads the umask without changing it
+            for line in status:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # elsewhere: read it by setting it, and put it back
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def _sync_folder(folder: str) -> None:

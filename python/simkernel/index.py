@@ -503,7 +503,17 @@ class Index:
         Raises
         ------
         IndexFileError
-            A foreign, truncated, corrupt or newer-format file.
+            A foreign, truncated, corrupt or newer-format file, one whose
+            contents break the rules a save keeps, or not a regular file.
+
+        Notes
+        -----
+        With ``mmap=True`` the index reads the file while it is used: if
+        another process truncates or rewrites that file in place, the next
+        search that touches the lost pages dies of SIGBUS (inherent to
+        memory maps). Where files may change underneath, load with
+        ``mmap=False``; `save` itself is safe (it writes a new file and
+        renames it over the old one).
         """
         settings, arrays = _index_file.read(path, mmap, verify)
         try:
