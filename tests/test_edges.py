@@ -4,6 +4,8 @@ that overlaps an input. Each gives the right answer or a clear exception."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -102,3 +104,14 @@ def test_cosine_with_a_zero_vector_is_still_zero(backend):
     got = sk.cdist(x, x)
     assert got[0].tolist() == [0, 0, 0] and got[:, 0].tolist() == [0, 0, 0]
     assert got[1, 1] == pytest.approx(1) and got[1, 2] == pytest.approx(1 / np.sqrt(30), rel=1e-6)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+@pytest.mark.parametrize("metric", ["dot", "cosine", "l2"])
+def test_non_finite_input_is_a_value_error_without_warnings_first(backend, rng, bad, metric):
+    corpus = rng.standard_normal((100, 8)).astype(np.float32)
+    corpus[37, :2] = bad, -bad  # inf - inf inside a dot product: numpy would warn
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match="corpus contains NaN or infinity"):
+            sk.topk(corpus[:3] * 0 + 1, corpus, k=4, metric=metric)

@@ -16,9 +16,10 @@ from ._inputs import HIGHER_IS_BETTER, SearchArgs, non_finite_error
 name = "numpy"
 
 _QUERY_BLOCK = 1024
-# Scores held at once per block (16 MiB of float32), and bytes of corpus
-# rows widened to float at once.
-_BLOCK_SCORES = 1 << 22
+# Scores held at once per block (4 MiB of float32: with the float64 keys,
+# partitions and masks a block needs, about 40 MiB of temporaries), and bytes
+# of corpus rows widened to float at once.
+_BLOCK_SCORES = 1 << 20
 _BLOCK_WIDENED_BYTES = 1 << 26
 
 
@@ -128,7 +129,10 @@ def score_block(args: SearchArgs, q: np.ndarray, rows: np.ndarray) -> np.ndarray
         return _hamming_scores(args, q, rows)
     if args.pair == "i8_i8":
         return _int8_scores(args, q, rows)
-    return _float_scores(args, q, rows)
+    # A NaN or infinity is reported as a ValueError by the finiteness checks,
+    # without numpy's warnings about the arithmetic on the way.
+    with np.errstate(invalid="ignore", over="ignore"):
+        return _float_scores(args, q, rows)
 
 
 def _keys(args: SearchArgs, scores: np.ndarray) -> np.ndarray:
