@@ -54,3 +54,36 @@ def test_peak_memory_stays_a_small_share_of_the_score_matrix(backend_name, queri
     assert used == backend_name
     score_matrix = queries * n * 4
     assert int(growth) < share * score_matrix
+
+
+HUGE_THREADS = textwrap.dedent("""
+    import numpy as np
+    import simkernel as sk
+    corpus = np.ones((100, 32), dtype=np.float32)
+    queries = np.ones((50, 32), dtype=np.float32)
+    sk.topk(queries, corpus, k=5, threads=1)
+
+    def kib(key):
+        for line in open("/proc/self/status"):
+            if line.startswith(key):
+                return int(line.split()[1])
+
+    open("/proc/self/clear_refs", "w").write("5")
+    before = kib("VmRSS:")
+    for call in (lambda: sk.topk(queries, corpus, k=5, threads=10**5),
+                 lambda: sk.cdist(queries, corpus, threads=10**5),
+                 lambda: sk.rescore(queries, np.tile(np.arange(9), (50, 1)), corpus, k=3,
+                                    threads=10**5)):
+        call()
+    print((kib("VmHWM:") - before) * 1024)
+""")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="needs Linux /proc")
+@pytest.mark.skipif(NATIVE is None, reason="no native core")
+def test_memory_follows_the_work_not_the_thread_count():
+    # Before workers were capped at the tasks, threads=10**5 on 100 rows took 1.8 GB.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIMKERNEL_")}
+    done = subprocess.run([sys.executable, "-c", HUGE_THREADS], env=env, capture_output=True,
+                          text=True, timeout=120, check=True)
+    assert int(done.stdout) < 32 * 2**20

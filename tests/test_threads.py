@@ -61,18 +61,36 @@ def test_index_searches_run_while_another_thread_changes_it(backend, index_piece
     assert len(index) == 3000 - 40 * 25
 
 
-@pytest.mark.skipif(NATIVE is None, reason="the native core is not loaded")
-def test_ctrl_c_stops_a_long_call_quickly():
-    # A search that runs for many seconds on the scalar kernels.
-    script = textwrap.dedent("""
-        import sys, time
-        import numpy as np
-        import simkernel as sk
+# Calls that run for seconds on the scalar kernels: many queries; one query
+# rescoring 10M candidates; one tile of very long rows (16 MB each), read in
+# place through zero-stride views.
+LONG_CALLS = {
+    "many queries": """
         corpus = np.ones((400_000, 256), dtype=np.float32)
-        queries = np.ones((2_000, 256), dtype=np.float32)
+        call = lambda: sk.topk(np.ones((2_000, 256), dtype=np.float32), corpus, k=10, threads=2)
+    """,
+    "one query, many candidates": """
+        corpus = np.broadcast_to(np.ones(256, dtype=np.float32), (10_000_000, 256))
+        candidates = np.arange(10_000_000)[np.newaxis, :]
+        call = lambda: sk.rescore(np.ones((1, 256), dtype=np.float32), candidates, corpus, k=5,
+                                  metric="dot")
+    """,
+    "very long rows": """
+        row = np.ones(4_000_000, dtype=np.float32)
+        corpus = np.broadcast_to(row, (200, row.size))
+        call = lambda: sk.topk(np.broadcast_to(row, (16, row.size)), corpus, k=3, metric="dot")
+    """,
+}
+
+
+@pytest.mark.skipif(NATIVE is None, reason="the native core is not loaded")
+@pytest.mark.parametrize("call", LONG_CALLS)
+def test_ctrl_c_stops_a_long_call_quickly(call):
+    script = "import sys, time\nimport numpy as np\nimport simkernel as sk\n" + textwrap.dedent(
+        LONG_CALLS[call]) + textwrap.dedent("""
         print("ready", flush=True)
         try:
-            sk.topk(queries, corpus, k=10, threads=2)
+            call()
         except KeyboardInterrupt:
             print("interrupted", time.monotonic(), flush=True)
             sys.exit(0)
