@@ -109,6 +109,19 @@ std::int32_t sqeuclidean_i8_row(const std::int8_t* a, const std::int8_t* b,
   return s;
 }
 
+#if defined(_MSC_VER) && !defined(__clang__)
+// MSVC has no __builtin_popcount, and its __popcnt64 needs the POPCNT
+// instruction, which baseline x86-64 lacks: count by halving, in registers.
+std::int32_t popcount64(std::uint64_t x) {
+  x -= (x >> 1) & 0x5555555555555555ull;
+  x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+  x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+  return static_cast<std::int32_t>((x * 0x0101010101010101ull) >> 56);
+}
+#else
+std::int32_t popcount64(std::uint64_t x) { return __builtin_popcountll(x); }
+#endif
+
 std::int32_t hamming_row(const std::uint8_t* a, const std::uint8_t* b,
                          std::size_t bytes) {
   std::int32_t s = 0;
@@ -117,9 +130,9 @@ std::int32_t hamming_row(const std::uint8_t* a, const std::uint8_t* b,
     std::uint64_t x, y;
     std::memcpy(&x, a + i, 8);
     std::memcpy(&y, b + i, 8);
-    s += __builtin_popcountll(x ^ y);
+    s += popcount64(x ^ y);
   }
-  for (; i < bytes; ++i) s += __builtin_popcount(unsigned{a[i]} ^ b[i]);
+  for (; i < bytes; ++i) s += popcount64(std::uint64_t{a[i]} ^ b[i]);
   return s;
 }
 
