@@ -14,7 +14,14 @@ from conftest import NATIVE
 
 # Peak resident memory growth of one call, in a fresh process: Linux resets
 # the peak (VmHWM) to the current size when "5" is written to clear_refs.
-SCRIPT = textwrap.dedent("""
+KIB = textwrap.dedent("""
+    def kib(key):
+        for line in open("/proc/self/status"):
+            if line.startswith(key):
+                return int(line.split()[1])
+""")
+
+SCRIPT = KIB + textwrap.dedent("""
     import sys
     import numpy as np
     import simkernel as sk
@@ -27,10 +34,6 @@ SCRIPT = textwrap.dedent("""
     queries = rng.standard_normal((q, d), dtype=np.float32)
     sk.topk(queries[:2], corpus[:1000], k=10)
 
-    def kib(key):
-        for line in open("/proc/self/status"):
-            if line.startswith(key):
-                return int(line.split()[1])
 
     open("/proc/self/clear_refs", "w").write("5")
     before = kib("VmRSS:")
@@ -56,17 +59,13 @@ def test_peak_memory_stays_a_small_share_of_the_score_matrix(backend_name, queri
     assert int(growth) < share * score_matrix
 
 
-HUGE_THREADS = textwrap.dedent("""
+HUGE_THREADS = KIB + textwrap.dedent("""
     import numpy as np
     import simkernel as sk
     corpus = np.ones((100, 32), dtype=np.float32)
     queries = np.ones((50, 32), dtype=np.float32)
     sk.topk(queries, corpus, k=5, threads=1)
 
-    def kib(key):
-        for line in open("/proc/self/status"):
-            if line.startswith(key):
-                return int(line.split()[1])
 
     open("/proc/self/clear_refs", "w").write("5")
     before = kib("VmRSS:")
