@@ -13,16 +13,10 @@
 #include <cstring>
 
 #include "simkernel/kernels.hpp"
-#include "widened_bits.hpp"
+#include "tile_bodies.hpp"
 
 namespace simkernel::avx512 {
 namespace {
-
-template <typename T>
-const T* row(const void* base, std::ptrdiff_t stride, std::size_t i) {
-  return reinterpret_cast<const T*>(static_cast<const char*>(base) +
-                                    static_cast<std::ptrdiff_t>(i) * stride);
-}
 
 // Masked loads read only lanes [0, n): tails never touch memory past a row.
 __mmask16 first16(std::size_t n) {
@@ -31,176 +25,6 @@ __mmask16 first16(std::size_t n) {
 
 __mmask64 first64(std::size_t n) {
   return n >= 64 ? ~__mmask64{0} : (__mmask64{1} << n) - 1;
-}
-
-// Corpus element types, each widened to 16 float32 lanes.
-struct F32 {
-  using T = float;
-  static __m512 load(const float* p) { return _mm512_loadu_ps(p); }
-  static __m512 load_tail(const float* p, std::size_t n) {
-    return _mm512_maskz_loadu_ps(first16(n), p);
-  }
-};
-
-struct F16 {
-  using T = std::uint16_t;
-  static __m512 load(const std::uint16_t* p) {
-    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-  }
-  static __m512 load_tail(const std::uint16_t* p, std::size_t n) {
-    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(first16(n), p));
-  }
-};
-
-struct I8 {
-  using T = std::int8_t;
-  static __m512 load(const std::int8_t* p) {
-    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
-  }
-  static __m512 load_tail(const std::int8_t* p, std::size_t n) {
-    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(first16(n), p)));
-  }
-};
-
-struct Dot {
-  static __m512 step(__m512 q, __m512 c, __m512 acc) { return _mm512_fmadd_ps(q, c, acc); }
-};
-
-// Every pair's sum has one fixed shape, whatever path computes it: step s
-// (16 dimensions; the last one masked) goes to accumulator s % 4, each
-// accumulator in increasing s, and the four are combined as (a0 + a1) +
-// (a2 + a3). So a score does not depend on the batch, the tile or the thread.
-constexpr int kClasses = 4;
-
-__m512 combine(const __m512* part) {
-  return _mm512_add_ps(_mm512_add_ps(part[0], part[1]), _mm512_add_ps(part[2], part[3]));
-}
-
-// One query against one row after another: memory is read in order, which
-// streams faster than interleaving rows, and the four accumulators of the
-// fixed shape are four independent FMA chains. With Norms the row's squared
-// norm is summed in the same pass.
-template <typename Elem, bool Norms>
-void float_row(const Tile& t, std::size_t i, float* scores, float* norms) {
-  using T = typename Elem::T;
-  const float* q = row<float>(t.queries, t.query_stride, i);
-  std::size_t full = t.dim / 16, steps = (t.dim + 15) / 16;
-  for (std::size_t j = 0; j < t.corpus_count; ++j) {
-    const T* c = row<T>(t.corpus, t.corpus_stride, j);
-    __m512 acc[kClasses], norm[kClasses];
-    for (int k = 0; k < kClasses; ++k) acc[k] = norm[k] = _mm512_setzero_ps();
-    auto step = [&](int k, __m512 qv, __m512 cv) {
-      acc[k] = Dot::step(qv, cv, acc[k]);
-      if (Norms) norm[k] = _mm512_fmadd_ps(cv, cv, norm[k]);
-    };
-    std::size_t s = 0;
-    for (; s + kClasses <= full; s += kClasses) {
-      for (int k = 0; k < kClasses; ++k) {
-        step(k, F32::load(q + 16 * (s + k)), Elem::load(c + 16 * (s + k)));
-      }
-    }
-    for (; s < full; ++s) step(s % kClasses, F32::load(q + 16 * s), Elem::load(c + 16 * s));
-    if (full < steps) {
-      std::size_t n = t.dim - 16 * full;
-      step(full % kClasses, F32::load_tail(q + 16 * full, n), Elem::load_tail(c + 16 * full, n));
-    }
-    scores[i * t.corpus_count + j] = _mm512_reduce_add_ps(combine(acc));
-    if (Norms) norms[j] = _mm512_reduce_add_ps(combine(norm));
-  }
-}
-
-// A row's squared norm in the fixed shape, as float_row with Norms sums it.
-template <typename Elem>
-float float_sqnorm(const typename Elem::T* c, std::size_t dim) {
-  __m512 norm[kClasses];
-  for (int k = 0; k < kClasses; ++k) norm[k] = _mm512_setzero_ps();
-  std::size_t full = dim / 16;
-  for (std::size_t s = 0; s < full; ++s) {
-    __m512 v = Elem::load(c + 16 * s);
-    norm[s % kClasses] = _mm512_fmadd_ps(v, v, norm[s % kClasses]);
-  }
-  if (16 * full < dim) {
-    __m512 v = Elem::load_tail(c + 16 * full, dim - 16 * full);
-    norm[full % kClasses] = _mm512_fmadd_ps(v, v, norm[full % kClasses]);
-  }
-  return _mm512_reduce_add_ps(combine(norm));
-}
-
-// NQ queries x NC corpus rows, for many queries: the accumulators of the
-// fixed shape are filled one class at a time (steps k, k + 4, ...), so a pass
-// needs one register per pair. 4 x 6 uses 24 accumulators, 6 corpus
-// registers and 1 query register of the 32; the rows stay in L1 across the
-// four passes.
-template <typename Elem, int NQ, int NC>
-void float_block(const Tile& t, std::size_t i0, std::size_t j0, float* scores) {
-  using T = typename Elem::T;
-  const float* q[NQ];
-  const T* c[NC];
-  for (int i = 0; i < NQ; ++i) q[i] = row<float>(t.queries, t.query_stride, i0 + i);
-  for (int j = 0; j < NC; ++j) c[j] = row<T>(t.corpus, t.corpus_stride, j0 + j);
-  std::size_t full = t.dim / 16, steps = (t.dim + 15) / 16;
-  __m512 part[NQ][NC][kClasses];
-  // Full steps load plainly; only the tail step, in its own class, pays for
-  // a mask, so the hot loop has no branch.
-  for (int k = 0; k < kClasses; ++k) {
-    __m512 acc[NQ][NC];
-    for (int i = 0; i < NQ; ++i) {
-      for (int j = 0; j < NC; ++j) acc[i][j] = _mm512_setzero_ps();
-    }
-    auto step = [&](std::size_t l, auto load_corpus, auto load_query) {
-      __m512 cv[NC];
-      for (int j = 0; j < NC; ++j) cv[j] = load_corpus(c[j] + l);
-      for (int i = 0; i < NQ; ++i) {
-        __m512 qv = load_query(q[i] + l);
-        for (int j = 0; j < NC; ++j) acc[i][j] = Dot::step(qv, cv[j], acc[i][j]);
-      }
-    };
-    std::size_t s = k;
-    for (; s < full; s += kClasses) step(16 * s, Elem::load, F32::load);
-    if (s == full && full < steps) {
-      std::size_t n = t.dim - 16 * full;
-      step(16 * full, [n](const T* p) { return Elem::load_tail(p, n); },
-           [n](const float* p) { return F32::load_tail(p, n); });
-    }
-    for (int i = 0; i < NQ; ++i) {
-      for (int j = 0; j < NC; ++j) part[i][j][k] = acc[i][j];
-    }
-  }
-  for (int i = 0; i < NQ; ++i) {
-    for (int j = 0; j < NC; ++j) {
-      scores[(i0 + i) * t.corpus_count + j0 + j] = _mm512_reduce_add_ps(combine(part[i][j]));
-    }
-  }
-}
-
-// Groups of 4 queries go corpus-row-outermost: 6 rows loaded into L1 serve
-// every group of the tile before the next 6 are read. Queries left over (and
-// a lone query) take the row path. Norms, when asked for, ride along the
-// first query; with no queries they get a pass of their own.
-template <typename Elem>
-void float_tile(const Tile& t) {
-  auto* scores = static_cast<float*>(t.scores);
-  auto* norms = static_cast<float*>(t.corpus_norms);
-  std::size_t first = 0;
-  if (norms != nullptr && t.query_count > 0) {
-    float_row<Elem, true>(t, 0, scores, norms);
-    first = 1;
-  } else if (norms != nullptr) {
-    for (std::size_t r = 0; r < t.corpus_count; ++r) {
-      norms[r] = float_sqnorm<Elem>(row<typename Elem::T>(t.corpus, t.corpus_stride, r), t.dim);
-    }
-  }
-  std::size_t grouped = first + (t.query_count - first) / 4 * 4;
-  std::size_t j = 0;
-  for (; j + 6 <= t.corpus_count; j += 6) {
-    for (std::size_t i = first; i < grouped; i += 4) float_block<Elem, 4, 6>(t, i, j, scores);
-  }
-  for (; j < t.corpus_count; ++j) {
-    for (std::size_t i = first; i < grouped; i += 4) float_block<Elem, 4, 1>(t, i, j, scores);
-  }
-  for (std::size_t i = grouped; i < t.query_count; ++i) {
-    float_row<Elem, false>(t, i, scores, nullptr);
-  }
 }
 
 // Set bits of 16 dimensions as a lane mask, from the (one or two) bytes that
@@ -217,51 +41,50 @@ __mmask16 bit_lanes(const std::uint8_t* c, std::size_t l, std::size_t dim) {
   return _mm512_test_epi32_mask(_mm512_set1_epi32(static_cast<int>(bytes)), lane_bit);
 }
 
-// One query against NC bit rows at a time, flipping the query's signs
-// directly, each pair in float_row's fixed shape: an FMA with +1 or -1 is
-// exactly this add, so a score has the same bits here as on the widened
-// path below.
-template <int NC>
-void bits_rows(const Tile& t, std::size_t i, std::size_t j0, float* scores) {
-  const float* q = row<float>(t.queries, t.query_stride, i);
-  const std::uint8_t* c[NC];
-  for (int j = 0; j < NC; ++j) c[j] = row<std::uint8_t>(t.corpus, t.corpus_stride, j0 + j);
-  const __m512 sign = _mm512_set1_ps(-0.0f);
-  std::size_t full = t.dim / 16, steps = (t.dim + 15) / 16;
-  __m512 acc[NC][kClasses];
-  for (int j = 0; j < NC; ++j) {
-    for (int k = 0; k < kClasses; ++k) acc[j][k] = _mm512_setzero_ps();
-  }
-  auto step = [&](std::size_t s, __m512 qv) {
-    __m512 flipped = _mm512_xor_ps(qv, sign);
-    for (int j = 0; j < NC; ++j) {
-      __m512& a = acc[j][s % kClasses];
-      a = _mm512_add_ps(a, _mm512_mask_blend_ps(bit_lanes(c[j], 16 * s, t.dim), flipped, qv));
-    }
-  };
-  for (std::size_t s = 0; s < full; ++s) step(s, F32::load(q + 16 * s));
-  // Lanes past dim load as 0 and add nothing, whatever their bit says.
-  if (full < steps) step(full, F32::load_tail(q + 16 * full, t.dim - 16 * full));
-  for (int j = 0; j < NC; ++j) {
-    scores[i * t.corpus_count + j0 + j] = _mm512_reduce_add_ps(combine(acc[j]));
-  }
-}
+// The float vector operations of tile_bodies.hpp: 16 float32 lanes, every
+// tail masked.
+struct FloatVector {
+  static constexpr std::size_t kStep = 16;
+  // 4 x 6 uses 24 accumulators, 6 corpus registers and 1 query register of
+  // the 32 ZMM registers.
+  static constexpr int kBlockRows = 6;
+  // A query step loaded once serves 4 bit rows.
+  static constexpr int kBitsRows = 4;
+  using Acc = __m512;
+  using Wide = __m512;
 
-void bits_query(const Tile& t, std::size_t i, float* scores) {
-  std::size_t j = 0;
-  for (; j + 4 <= t.corpus_count; j += 4) bits_rows<4>(t, i, j, scores);
-  for (; j < t.corpus_count; ++j) bits_rows<1>(t, i, j, scores);
-}
-
-// A bit row as +1.0 / -1.0 floats, for detail::widened_bits_tile (batches).
-void widen_bits(const std::uint8_t* bits, std::size_t dim, float* out) {
-  const __m512 one = _mm512_set1_ps(1.0f), minus_one = _mm512_set1_ps(-1.0f);
-  for (std::size_t l = 0; l < dim; l += 16) {
-    __m512 v = _mm512_mask_blend_ps(bit_lanes(bits, l, dim), minus_one, one);
-    _mm512_mask_storeu_ps(out + l, first16(dim - l), v);
+  static Acc zero() { return _mm512_setzero_ps(); }
+  static Wide splat(float x) { return _mm512_set1_ps(x); }
+  static Acc madd(Acc acc, Wide a, Wide b) { return _mm512_fmadd_ps(a, b, acc); }
+  static Acc add_wide(Acc acc, Wide w) { return _mm512_add_ps(acc, w); }
+  static Acc add(Acc a, Acc b) { return _mm512_add_ps(a, b); }
+  // GCC and Clang sum halves: 16 -> 8 -> 4 -> 2 -> 1 lanes.
+  static float reduce(Acc v) { return _mm512_reduce_add_ps(v); }
+  static void reduce4(const Acc* v, float* const* out) {
+    for (int p = 0; p < 4; ++p) *out[p] = reduce(v[p]);
   }
-}
 
+  static Wide load(const float* p) { return _mm512_loadu_ps(p); }
+  static Wide load(const std::uint16_t* p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
+  static Wide load(const std::int8_t* p) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+  }
+  static Wide load_tail(const float* p, std::size_t n) { return _mm512_maskz_loadu_ps(first16(n), p); }
+  static Wide load_tail(const std::uint16_t* p, std::size_t n) {
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(first16(n), p));
+  }
+  static Wide load_tail(const std::int8_t* p, std::size_t n) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(first16(n), p)));
+  }
+
+  static Wide with_bit_signs(Wide w, const std::uint8_t* bits, std::size_t s, std::size_t dim) {
+    __m512 flipped = _mm512_xor_ps(w, _mm512_set1_ps(-0.0f));
+    return _mm512_mask_blend_ps(bit_lanes(bits, 16 * s, dim), flipped, w);
+  }
+  static void store(float* p, Wide w) { _mm512_storeu_ps(p, w); }
+};
 
 // int8 dot products with VNNI: vpdpbusd multiplies unsigned by signed bytes
 // and adds each 4 products into an int32 lane, without saturation. A corpus
@@ -328,17 +151,9 @@ std::int32_t int8_sqnorm(const std::int8_t* c, std::size_t dim) {
 // Up to 64 queries at a time, with their byte sums, in blocks of 4 x 6.
 void dot_i8_queries(const Tile& t, const std::int32_t* query_sums) {
   auto* scores = static_cast<std::int32_t*>(t.scores);
-  std::size_t j = 0;
-  for (; j + 6 <= t.corpus_count; j += 6) {
-    std::size_t i = 0;
-    for (; i + 4 <= t.query_count; i += 4) dot_i8_block<4, 6>(t, i, j, query_sums, scores);
-    for (; i < t.query_count; ++i) dot_i8_block<1, 6>(t, i, j, query_sums, scores);
-  }
-  for (; j < t.corpus_count; ++j) {
-    std::size_t i = 0;
-    for (; i + 4 <= t.query_count; i += 4) dot_i8_block<4, 1>(t, i, j, query_sums, scores);
-    for (; i < t.query_count; ++i) dot_i8_block<1, 1>(t, i, j, query_sums, scores);
-  }
+  for_each_block<4, 6>(t.query_count, t.corpus_count, [&](auto nq, auto nc, std::size_t i, std::size_t j) {
+    dot_i8_block<decltype(nq)::value, decltype(nc)::value>(t, i, j, query_sums, scores);
+  });
 }
 
 // Squared distances as |q|^2 + |c|^2 - 2 q.c, each term exact by VNNI, so
@@ -380,12 +195,7 @@ void int8_tile(const Tile& t) {
     dot_i8_queries(part, query_sums);
     if (SquaredDistances) dots_to_squared_distances(part, query_norms);
   }
-  if (t.corpus_norms != nullptr) {
-    auto* norms = static_cast<std::int32_t*>(t.corpus_norms);
-    for (std::size_t r = 0; r < t.corpus_count; ++r) {
-      norms[r] = int8_sqnorm(row<std::int8_t>(t.corpus, t.corpus_stride, r), t.dim);
-    }
-  }
+  int8_corpus_norms(t, int8_sqnorm);
 }
 
 // NQ queries against one corpus row: each 64 bytes of the row are loaded once
@@ -424,39 +234,13 @@ void hamming_block(const Tile& t, std::size_t i0, std::size_t j, std::size_t byt
 void hamming_tile(const Tile& t) {
   auto* scores = static_cast<std::int32_t*>(t.scores);
   std::size_t bytes = (t.dim + 7) / 8;
-  for (std::size_t j = 0; j < t.corpus_count; ++j) {
-    std::size_t i = 0;
-    for (; i + 4 <= t.query_count; i += 4) hamming_block<4>(t, i, j, bytes, scores);
-    for (; i < t.query_count; ++i) hamming_block<1>(t, i, j, bytes, scores);
-  }
-}
-
-// Four independent accumulators of 16 lanes: loads, not add latency, bound it.
-float stream_sum(const float* data, std::size_t n) {
-  __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-  std::size_t i = 0;
-  for (; i + 64 <= n; i += 64) {
-    s0 = _mm512_add_ps(s0, _mm512_loadu_ps(data + i));
-    s1 = _mm512_add_ps(s1, _mm512_loadu_ps(data + i + 16));
-    s2 = _mm512_add_ps(s2, _mm512_loadu_ps(data + i + 32));
-    s3 = _mm512_add_ps(s3, _mm512_loadu_ps(data + i + 48));
-  }
-  for (; i < n; i += 16) s0 = _mm512_add_ps(s0, F32::load_tail(data + i, n - i));
-  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+  for_each_block<4, 1>(t.query_count, t.corpus_count, [&](auto nq, auto, std::size_t i, std::size_t j) {
+    hamming_block<decltype(nq)::value>(t, i, j, bytes, scores);
+  });
 }
 
 }  // namespace
 
-// Positional, in the order of Kernels' members.
-constexpr Kernels kernels = {
-    float_tile<F32>,  // dot_f32
-    float_tile<F16>,  // dot_f16
-    float_tile<I8>,  // dot_i8f
-    detail::widened_bits_tile<bits_query, widen_bits, float_tile<F32>>,  // dot_bitsf
-    int8_tile<false>,  // dot_i8
-    int8_tile<true>,  // sqeuclidean_i8
-    hamming_tile,  // hamming
-    stream_sum,  // stream_sum
-};
+constexpr Kernels kernels = simd_kernels<FloatVector>(int8_tile<false>, int8_tile<true>, hamming_tile);
 
 }  // namespace simkernel::avx512

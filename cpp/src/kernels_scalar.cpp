@@ -2,15 +2,10 @@
 #include <cstring>
 
 #include "simkernel/kernels.hpp"
+#include "tile_bodies.hpp"  // row(), hamming_words()
 
 namespace simkernel::scalar {
 namespace {
-
-template <typename T>
-const T* row(const void* base, std::ptrdiff_t stride, std::size_t i) {
-  return reinterpret_cast<const T*>(static_cast<const char*>(base) +
-                                    static_cast<std::ptrdiff_t>(i) * stride);
-}
 
 // IEEE binary16 -> binary32, exact for every value (subnormals, inf, NaN).
 float half_to_float(std::uint16_t h) {
@@ -124,16 +119,7 @@ std::int32_t popcount64(std::uint64_t x) { return __builtin_popcountll(x); }
 
 std::int32_t hamming_row(const std::uint8_t* a, const std::uint8_t* b,
                          std::size_t bytes) {
-  std::int32_t s = 0;
-  std::size_t i = 0;
-  for (; i + 8 <= bytes; i += 8) {
-    std::uint64_t x, y;
-    std::memcpy(&x, a + i, 8);
-    std::memcpy(&y, b + i, 8);
-    s += popcount64(x ^ y);
-  }
-  for (; i < bytes; ++i) s += popcount64(std::uint64_t{a[i]} ^ b[i]);
-  return s;
+  return static_cast<std::int32_t>(hamming_words(a, b, bytes, popcount64));
 }
 
 // Applies `pair_score(query_row, corpus_row, dim)` over a tile, and fills the

@@ -1,6 +1,8 @@
 #include "simkernel/parallel.hpp"
 
-#include <pthread.h>
+#if !defined(_WIN32)
+#include <pthread.h>  // pthread_atfork (Windows has no fork)
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -89,9 +91,11 @@ class Pool {
 std::atomic<Pool*> g_pool{nullptr};
 
 Pool& pool() {
+#if !defined(_WIN32)
   static const bool registered =
       pthread_atfork(nullptr, nullptr, [] { g_pool.store(nullptr); }) == 0;
   (void)registered;
+#endif
   Pool* current = g_pool.load();
   if (current == nullptr) {
     auto* fresh = new Pool;

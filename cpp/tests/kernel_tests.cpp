@@ -182,6 +182,120 @@ void check_tile_independence(const char* isa, const KernelCase& c, const Kernels
   }
 }
 
+// The summation order each SIMD table promises for float scores (see
+// cpp/src/tile_bodies.hpp): dimensions in steps of `step`, step s into class
+// s % 4, dimension d of a step into lane d % `lanes` by a fused multiply-add
+// (in increasing d), the classes combined as (c0 + c1) + (c2 + c3), and the
+// lanes reduced by halving (lane l + n/2 into lane l) or by adjacent pairs
+// ((0 + 1) + (2 + 3)). Every float kernel of the ISA must give exactly the
+// bits of this model, which pins them across refactors and compilers and on
+// CPUs the team cannot run every day.
+struct SumShape {
+  const char* isa;
+  std::size_t step;
+  std::size_t lanes;
+  bool adjacent_pairs;
+};
+
+const SumShape kShapes[] = {
+    {"avx2", 8, 8, false},
+    {"avx512", 16, 16, false},
+    {"neon", 8, 4, true},
+    {"neon_dotprod", 8, 4, true},
+};
+
+// a * b + c rounded once to float, without the C library's fmaf (MinGW's
+// rounds twice, and is 1 ulp off): the product is exact in double, the sum
+// is rounded to odd in double (53 >= 2 * 24 + 2 bits), and that makes the
+// final rounding to float correct (Boldo and Melquiond's round-to-odd).
+float fused(float a, float b, float c) {
+  double p = static_cast<double>(a) * b;
+  double s = p + c;
+  double back = s - p;
+  double error = (p - (s - back)) + (c - back);  // s + error == p + c exactly
+  std::uint64_t bits;
+  std::memcpy(&bits, &s, 8);
+  if (error != 0 && (bits & 1u) == 0) s = std::nextafter(s, error > 0 ? HUGE_VAL : -HUGE_VAL);
+  return static_cast<float>(s);
+}
+
+float model_sum(const SumShape& shape, const float* q, const float* c, std::size_t dim) {
+  std::vector<float> acc(4 * shape.lanes, 0.0f);
+  for (std::size_t s = 0; s * shape.step < dim; ++s) {
+    for (std::size_t d = 0; d < shape.step; ++d) {
+      std::size_t e = s * shape.step + d;
+      float* lane = &acc[(s % 4) * shape.lanes + d % shape.lanes];
+      *lane = fused(e < dim ? q[e] : 0.0f, e < dim ? c[e] : 0.0f, *lane);
+    }
+  }
+  std::vector<float> v(shape.lanes);
+  for (std::size_t l = 0; l < shape.lanes; ++l) {
+    const float* a = acc.data() + l;
+    v[l] = (a[0] + a[shape.lanes]) + (a[2 * shape.lanes] + a[3 * shape.lanes]);
+  }
+  for (std::size_t n = shape.lanes; n > 1; n /= 2) {
+    for (std::size_t l = 0; l < n / 2; ++l) {
+      v[l] = shape.adjacent_pairs ? v[2 * l] + v[2 * l + 1] : v[l] + v[l + n / 2];
+    }
+  }
+  return v[0];
+}
+
+// A row of any corpus element type as the float32 values the kernels widen
+// it to (exactly): halves here are normal, as fill() makes them.
+std::vector<float> widened(Elem e, const void* p, std::size_t dim) {
+  std::vector<float> out(dim);
+  const auto* bytes = static_cast<const unsigned char*>(p);
+  for (std::size_t i = 0; i < dim; ++i) {
+    if (e == Elem::f32) {
+      std::memcpy(&out[i], bytes + 4 * i, 4);
+    } else if (e == Elem::f16) {
+      std::uint16_t h;
+      std::memcpy(&h, bytes + 2 * i, 2);
+      std::uint32_t bits = (std::uint32_t{h & 0x8000u} << 16) |
+                           ((((h >> 10) & 0x1fu) + 112u) << 23) | (std::uint32_t{h & 0x3ffu} << 13);
+      std::memcpy(&out[i], &bits, 4);
+    } else if (e == Elem::i8) {
+      out[i] = static_cast<float>(static_cast<std::int8_t>(bytes[i]));
+    } else {
+      out[i] = (bytes[i / 8] >> (7 - i % 8)) & 1u ? 1.0f : -1.0f;
+    }
+  }
+  return out;
+}
+
+void check_summation_shape(const SumShape& shape, const KernelCase& c, const Kernels& wide,
+                           std::size_t dim, std::mt19937& rng) {
+  if (c.integer) return;
+  const std::size_t nq = 9, nc = 13;  // blocks of 4 queries, the row path, edge rows
+  Rows q = make_rows(c.query, nq, dim, 0, false, rng);
+  Rows x = make_rows(c.corpus, nc, dim, 4, true, rng);
+  bool with_norms = c.corpus != Elem::bits;
+  std::vector<float> scores(nq * nc), norms(nc);
+  (wide.*c.kernel)(Tile{q.first, q.stride, nq, x.first, x.stride, nc, dim, scores.data(),
+                        with_norms ? norms.data() : nullptr});
+  bool same = true;
+  for (std::size_t j = 0; j < nc; ++j) {
+    std::vector<float> cj =
+        widened(c.corpus, static_cast<const char*>(x.first) + static_cast<std::ptrdiff_t>(j) * x.stride, dim);
+    if (with_norms) {
+      float want = model_sum(shape, cj.data(), cj.data(), dim);
+      same = same && std::memcmp(&want, &norms[j], 4) == 0;
+    }
+    for (std::size_t i = 0; i < nq; ++i) {
+      std::vector<float> qi = widened(
+          Elem::f32, static_cast<const char*>(q.first) + static_cast<std::ptrdiff_t>(i) * q.stride, dim);
+      float want = model_sum(shape, qi.data(), cj.data(), dim);
+      same = same && std::memcmp(&want, &scores[i * nc + j], 4) == 0;
+    }
+  }
+  ++checks;
+  if (!same && ++failures <= 20) {
+    std::printf("FAILED %s %s: scores differ from the summation shape (dim=%zu)\n", shape.isa,
+                c.name, dim);
+  }
+}
+
 void check_stream_sum(const char* isa, const Kernels& wide, const Kernels& base, std::size_t n,
                       std::mt19937& rng) {
   std::vector<unsigned char> bytes(4 * n);
@@ -197,6 +311,13 @@ void check_stream_sum(const char* isa, const Kernels& wide, const Kernels& base,
   }
 }
 
+const SumShape* shape_of(const char* isa) {
+  for (const SumShape& shape : kShapes) {
+    if (std::strcmp(shape.isa, isa) == 0) return &shape;
+  }
+  return nullptr;
+}
+
 void test_kernels(const char* label, const Kernels& wide) {
   const Kernels& base = scalar::kernels;
   std::mt19937 rng(12345);
@@ -208,6 +329,7 @@ void test_kernels(const char* label, const Kernels& wide) {
     for (std::size_t dim : dims) {
       if (c.corpus == Elem::bits && dim == 0) continue;
       check_tile_independence(label, c, wide, dim, rng);
+      if (shape_of(label) != nullptr) check_summation_shape(*shape_of(label), c, wide, dim, rng);
       for (std::size_t nq : {1, 3, 4, 5, 9}) {
         for (std::size_t nc : {1, 2, 3, 4, 7, 13}) {
           bool reversed = (nq + nc) % 2 == 1;

@@ -1,0 +1,364 @@
+// The tile algorithms of the SIMD ISA files, written once over a small set of
+// vector operations that each ISA file supplies as a struct (`V` below):
+//
+//   kStep          dimensions per step: one vector of float32 lanes
+//   kBlockRows     corpus rows per register block of 4 queries (by register count)
+//   kBitsRows      bit rows one query scores together
+//   Acc, Wide      one summation class's partial sums; one step widened to float32
+//   zero()         an Acc of +0.0
+//   splat(x)       a Wide of x in every lane
+//   madd(acc, a, b)     acc + a * b, fused, lane by lane
+//   add_wide(acc, w)    acc + w in madd's order, so madd by +1 / -1 equals it
+//   add(a, b)           lane-wise sum of two Acc
+//   reduce(acc)         an Acc's lanes summed in the ISA's fixed order
+//   reduce4(accs, out)  reduce of four Acc, to *out[0..3]
+//   load(p), load_tail(p, n)   a step of float / binary16 / int8 elements,
+//                       widened; a tail step loads the first n < kStep and
+//                       reads nothing past them (the rest are 0)
+//   with_bit_signs(w, bits, s, dim)   w with its sign flipped in the lanes
+//                       whose bit in step s of a packed bit row is clear
+//   store(p, w)         kStep floats
+//
+// Each ISA file includes this after its intrinsics header. Everything here is
+// in an anonymous namespace: each including file gets its own copy, compiled
+// with its own flags only, so the linker can never hand one ISA's copy to
+// another ISA's callers or to the baseline's (docs/architecture.md).
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#include "simkernel/kernels.hpp"
+
+namespace simkernel {
+namespace {
+
+template <typename T>
+const T* row(const void* base, std::ptrdiff_t stride, std::size_t i) {
+  return reinterpret_cast<const T*>(static_cast<const char*>(base) +
+                                    static_cast<std::ptrdiff_t>(i) * stride);
+}
+
+// The last n (< kStep) elements of a row, copied into a zeroed buffer and
+// loaded as a whole step: for element types without a masked load.
+template <typename V, typename T>
+typename V::Wide load_padded(const T* p, std::size_t n) {
+  T buffer[V::kStep] = {};
+  std::memcpy(buffer, p, n * sizeof *p);
+  return V::load(buffer);
+}
+
+// Every pair's sum has one fixed shape, whatever path computes it: step s
+// goes to accumulator s % 4 (the last step zero-padded or masked), each
+// accumulator in increasing s, and the four are combined as (a0 + a1) +
+// (a2 + a3) before V::reduce. So a score depends on neither the batch, nor
+// the tile, nor the thread.
+constexpr int kClasses = 4;
+
+template <typename V>
+typename V::Acc combine(const typename V::Acc* part) {
+  return V::add(V::add(part[0], part[1]), V::add(part[2], part[3]));
+}
+
+// One query against one row after another: memory is read in order, which
+// streams faster than interleaving rows, and the four accumulators of the
+// fixed shape are four independent FMA chains. With Norms the row's squared
+// norm is summed in the same pass.
+template <typename V, typename T, bool Norms>
+void float_row(const Tile& t, std::size_t i, float* scores, float* norms) {
+  using Acc = typename V::Acc;
+  using Wide = typename V::Wide;
+  constexpr std::size_t w = V::kStep;
+  const float* q = row<float>(t.queries, t.query_stride, i);
+  std::size_t full = t.dim / w;
+  for (std::size_t j = 0; j < t.corpus_count; ++j) {
+    const T* c = row<T>(t.corpus, t.corpus_stride, j);
+    Acc acc[kClasses], norm[kClasses];
+    for (int k = 0; k < kClasses; ++k) acc[k] = norm[k] = V::zero();
+    auto step = [&](std::size_t k, Wide qv, Wide cv) {
+      acc[k] = V::madd(acc[k], qv, cv);
+      if (Norms) norm[k] = V::madd(norm[k], cv, cv);
+    };
+    std::size_t s = 0;
+    for (; s + kClasses <= full; s += kClasses) {
+      for (int k = 0; k < kClasses; ++k) step(k, V::load(q + w * (s + k)), V::load(c + w * (s + k)));
+    }
+    for (; s < full; ++s) step(s % kClasses, V::load(q + w * s), V::load(c + w * s));
+    if (w * full < t.dim) {
+      std::size_t n = t.dim - w * full;
+      step(full % kClasses, V::load_tail(q + w * full, n), V::load_tail(c + w * full, n));
+    }
+    scores[i * t.corpus_count + j] = V::reduce(combine<V>(acc));
+    if (Norms) norms[j] = V::reduce(combine<V>(norm));
+  }
+}
+
+// A row's squared norm in the fixed shape, as float_row with Norms sums it.
+template <typename V, typename T>
+float float_sqnorm(const T* c, std::size_t dim) {
+  constexpr std::size_t w = V::kStep;
+  typename V::Acc norm[kClasses];
+  for (int k = 0; k < kClasses; ++k) norm[k] = V::zero();
+  std::size_t full = dim / w;
+  for (std::size_t s = 0; s < full; ++s) {
+    typename V::Wide v = V::load(c + w * s);
+    norm[s % kClasses] = V::madd(norm[s % kClasses], v, v);
+  }
+  if (w * full < dim) {
+    typename V::Wide v = V::load_tail(c + w * full, dim - w * full);
+    norm[full % kClasses] = V::madd(norm[full % kClasses], v, v);
+  }
+  return V::reduce(combine<V>(norm));
+}
+
+// NQ queries x NC corpus rows, for many queries: the accumulators of the
+// fixed shape are filled one class at a time (steps k, k + 4, ...), so a pass
+// needs one register per pair, NC corpus registers and one query register
+// (V::kBlockRows is NC chosen for the ISA's register file). Each corpus
+// vector loaded serves NQ queries; the rows stay in L1 across the passes.
+template <typename V, typename T, int NQ, int NC>
+void float_block(const Tile& t, std::size_t i0, std::size_t j0, float* scores) {
+  using Acc = typename V::Acc;
+  using Wide = typename V::Wide;
+  constexpr std::size_t w = V::kStep;
+  const float* q[NQ];
+  const T* c[NC];
+  for (int i = 0; i < NQ; ++i) q[i] = row<float>(t.queries, t.query_stride, i0 + i);
+  for (int j = 0; j < NC; ++j) c[j] = row<T>(t.corpus, t.corpus_stride, j0 + j);
+  std::size_t full = t.dim / w, steps = (t.dim + w - 1) / w;
+  Acc part[NQ][NC][kClasses];
+  // Full steps load plainly; only the tail step, in its own class, pays for
+  // padding or a mask, so the hot loop has no branch and no spare register.
+  for (int k = 0; k < kClasses; ++k) {
+    Acc acc[NQ][NC];
+    for (int i = 0; i < NQ; ++i) {
+      for (int j = 0; j < NC; ++j) acc[i][j] = V::zero();
+    }
+    auto step = [&](std::size_t l, auto load_corpus, auto load_query) {
+      Wide cv[NC];
+      for (int j = 0; j < NC; ++j) cv[j] = load_corpus(c[j] + l);
+      for (int i = 0; i < NQ; ++i) {
+        Wide qv = load_query(q[i] + l);
+        for (int j = 0; j < NC; ++j) acc[i][j] = V::madd(acc[i][j], qv, cv[j]);
+      }
+    };
+    std::size_t s = k;
+    for (; s < full; s += kClasses) {
+      step(w * s, [](const T* p) { return V::load(p); }, [](const float* p) { return V::load(p); });
+    }
+    if (s == full && full < steps) {
+      std::size_t n = t.dim - w * full;
+      step(w * full, [n](const T* p) { return V::load_tail(p, n); },
+           [n](const float* p) { return V::load_tail(p, n); });
+    }
+    for (int i = 0; i < NQ; ++i) {
+      for (int j = 0; j < NC; ++j) part[i][j][k] = acc[i][j];
+    }
+  }
+  constexpr int kPairs = NQ * NC;
+  Acc sums[kPairs];
+  float* out[kPairs];
+  for (int i = 0; i < NQ; ++i) {
+    for (int j = 0; j < NC; ++j) {
+      sums[i * NC + j] = combine<V>(part[i][j]);
+      out[i * NC + j] = &scores[(i0 + i) * t.corpus_count + j0 + j];
+    }
+  }
+  int p = 0;
+  for (; p + 4 <= kPairs; p += 4) V::reduce4(sums + p, out + p);
+  for (; p < kPairs; ++p) *out[p] = V::reduce(sums[p]);
+}
+
+// float32 queries x corpus rows of T (float, binary16 or int8). Groups of 4
+// queries go corpus-row-outermost: kBlockRows rows loaded into L1 serve every
+// group of the tile before the next are read. Queries left over (and a lone
+// query) take the row path. Norms, when asked for, ride along the first
+// query; with no queries, a row pass of their own computes them.
+template <typename V, typename T>
+void float_tile(const Tile& t) {
+  constexpr int kRows = V::kBlockRows;
+  auto* scores = static_cast<float*>(t.scores);
+  auto* norms = static_cast<float*>(t.corpus_norms);
+  std::size_t first = 0;
+  if (norms != nullptr && t.query_count > 0) {
+    float_row<V, T, true>(t, 0, scores, norms);
+    first = 1;
+  } else if (norms != nullptr) {
+    for (std::size_t r = 0; r < t.corpus_count; ++r) {
+      norms[r] = float_sqnorm<V>(row<T>(t.corpus, t.corpus_stride, r), t.dim);
+    }
+  }
+  std::size_t grouped = first + (t.query_count - first) / 4 * 4;
+  std::size_t j = 0;
+  for (; j + kRows <= t.corpus_count; j += kRows) {
+    for (std::size_t i = first; i < grouped; i += 4) float_block<V, T, 4, kRows>(t, i, j, scores);
+  }
+  for (; j < t.corpus_count; ++j) {
+    for (std::size_t i = first; i < grouped; i += 4) float_block<V, T, 4, 1>(t, i, j, scores);
+  }
+  for (std::size_t i = grouped; i < t.query_count; ++i) {
+    float_row<V, T, false>(t, i, scores, nullptr);
+  }
+}
+
+// One query against bit rows [j0, j1), NC at a time (each bit +1 set, -1
+// clear, first dimension in a byte's top bit, as np.packbits lays them out),
+// flipping the query's signs directly, each pair in float_row's fixed shape:
+// an FMA with +1 or -1 is exactly this add, so a score has the same bits
+// here as on the widened path below. Lanes past dim load as 0 and add
+// nothing, whatever their bit. Returns the first row not scored.
+template <typename V, int NC>
+std::size_t bits_rows(const Tile& t, std::size_t i, std::size_t j0, std::size_t j1, float* scores) {
+  constexpr std::size_t w = V::kStep;
+  const float* q = row<float>(t.queries, t.query_stride, i);
+  std::size_t full = t.dim / w;
+  for (; j0 + NC <= j1; j0 += NC) {
+    const std::uint8_t* c[NC];
+    for (int j = 0; j < NC; ++j) c[j] = row<std::uint8_t>(t.corpus, t.corpus_stride, j0 + j);
+    typename V::Acc acc[NC][kClasses];
+    for (int j = 0; j < NC; ++j) {
+      for (int k = 0; k < kClasses; ++k) acc[j][k] = V::zero();
+    }
+    auto step = [&](std::size_t k, std::size_t s, typename V::Wide qv) {
+      for (int j = 0; j < NC; ++j) {
+        acc[j][k] = V::add_wide(acc[j][k], V::with_bit_signs(qv, c[j], s, t.dim));
+      }
+    };
+    std::size_t s = 0;
+    for (; s + kClasses <= full; s += kClasses) {
+      for (int k = 0; k < kClasses; ++k) step(k, s + k, V::load(q + w * (s + k)));
+    }
+    for (; s < full; ++s) step(s % kClasses, s, V::load(q + w * s));
+    if (w * full < t.dim) step(full % kClasses, full, V::load_tail(q + w * full, t.dim - w * full));
+    for (int j = 0; j < NC; ++j) scores[i * t.corpus_count + j0 + j] = V::reduce(combine<V>(acc[j]));
+  }
+  return j0;
+}
+
+template <typename V>
+void bits_query(const Tile& t, std::size_t i, float* scores) {
+  std::size_t done = bits_rows<V, V::kBitsRows>(t, i, 0, t.corpus_count, scores);
+  if (V::kBitsRows > 1) bits_rows<V, 1>(t, i, done, t.corpus_count, scores);
+}
+
+// A bit row as +1.0 / -1.0 floats.
+template <typename V>
+void widen_bits(const std::uint8_t* bits, std::size_t dim, float* out) {
+  constexpr std::size_t w = V::kStep;
+  const typename V::Wide one = V::splat(1.0f);
+  std::size_t full = dim / w;
+  for (std::size_t s = 0; s < full; ++s) V::store(out + w * s, V::with_bit_signs(one, bits, s, dim));
+  if (w * full < dim) {
+    float lanes[w];
+    V::store(lanes, V::with_bit_signs(one, bits, full, dim));
+    std::memcpy(out + w * full, lanes, (dim - w * full) * sizeof(float));
+  }
+}
+
+// float32 queries x bit rows for several queries at once: bit rows are
+// widened to +1.0 / -1.0 floats a chunk at a time (on the stack, in L1) and
+// scored by float_tile, so a widened row serves every query of the tile.
+// Rows too long for the buffer, and fewer than 4 queries, use bits_query,
+// which flips the query's signs in the same summation shape (same bits).
+template <typename V>
+void widened_bits_tile(const Tile& t) {
+  constexpr std::size_t kWidenedFloats = 8192;
+  constexpr std::size_t kQueries = 16;
+  auto* scores = static_cast<float*>(t.scores);
+  if (t.query_count < 4 || t.dim > kWidenedFloats) {
+    for (std::size_t i = 0; i < t.query_count; ++i) bits_query<V>(t, i, scores);
+    return;
+  }
+  alignas(64) float widened[kWidenedFloats];
+  float part[kQueries * kWidenedFloats / 16];  // kQueries x chunk scores; chunk <= floats / 16
+  std::size_t chunk = kWidenedFloats / std::max<std::size_t>(t.dim, 16);
+  auto stride = static_cast<std::ptrdiff_t>(t.dim * sizeof(float));
+  for (std::size_t j0 = 0; j0 < t.corpus_count; j0 += chunk) {
+    std::size_t n = std::min(chunk, t.corpus_count - j0);
+    for (std::size_t r = 0; r < n; ++r) {
+      widen_bits<V>(row<std::uint8_t>(t.corpus, t.corpus_stride, j0 + r), t.dim, widened + r * t.dim);
+    }
+    for (std::size_t i0 = 0; i0 < t.query_count; i0 += kQueries) {
+      std::size_t m = std::min(kQueries, t.query_count - i0);
+      float_tile<V, float>(Tile{row<float>(t.queries, t.query_stride, i0), t.query_stride, m,
+                                widened, stride, n, t.dim, part, nullptr});
+      for (std::size_t i = 0; i < m; ++i) {
+        std::memcpy(scores + (i0 + i) * t.corpus_count + j0, part + i * n, n * sizeof(float));
+      }
+    }
+  }
+}
+
+// Four independent accumulators: loads, not add latency, bound it.
+template <typename V>
+float stream_sum(const float* data, std::size_t n) {
+  constexpr std::size_t w = V::kStep;
+  typename V::Acc s[kClasses];
+  for (int k = 0; k < kClasses; ++k) s[k] = V::zero();
+  std::size_t i = 0;
+  for (; i + kClasses * w <= n; i += kClasses * w) {
+    for (int k = 0; k < kClasses; ++k) s[k] = V::add_wide(s[k], V::load(data + i + k * w));
+  }
+  for (; i + w <= n; i += w) s[0] = V::add_wide(s[0], V::load(data + i));
+  if (i < n) s[0] = V::add_wide(s[0], V::load_tail(data + i, n - i));
+  return V::reduce(combine<V>(s));
+}
+
+// Calls block(Count<NQ>, Count<NC>, i, j) over a tile's queries x corpus rows
+// in register blocks of BQ (or 1) queries by BC (or 1) rows, rows outermost:
+// a block of rows, loaded into L1, serves every query before the next.
+template <int N>
+using Count = std::integral_constant<int, N>;
+
+template <int BQ, int BC, typename Block>
+void for_each_block(std::size_t queries, std::size_t rows, Block block) {
+  auto over_queries = [&](auto nc, std::size_t j) {
+    std::size_t i = 0;
+    for (; i + BQ <= queries; i += BQ) block(Count<BQ>{}, nc, i, j);
+    for (; i < queries; ++i) block(Count<1>{}, nc, i, j);
+  };
+  std::size_t j = 0;
+  for (; j + BC <= rows; j += BC) over_queries(Count<BC>{}, j);
+  for (; j < rows; ++j) over_queries(Count<1>{}, j);
+}
+
+// The corpus rows' squared norms of an int8 tile, when the caller asks.
+template <typename SqNorm>
+void int8_corpus_norms(const Tile& t, SqNorm sqnorm) {
+  if (t.corpus_norms == nullptr) return;
+  auto* norms = static_cast<std::int32_t*>(t.corpus_norms);
+  for (std::size_t r = 0; r < t.corpus_count; ++r) {
+    norms[r] = sqnorm(row<std::int8_t>(t.corpus, t.corpus_stride, r), t.dim);
+  }
+}
+
+// Bits that differ between two byte strings, 8 bytes per popcount(uint64).
+template <typename Popcount>
+std::int64_t hamming_words(const std::uint8_t* a, const std::uint8_t* b, std::size_t bytes,
+                           Popcount popcount) {
+  std::int64_t s = 0;
+  std::size_t i = 0;
+  for (; i + 8 <= bytes; i += 8) {
+    std::uint64_t x, y;
+    std::memcpy(&x, a + i, 8);
+    std::memcpy(&y, b + i, 8);
+    s += popcount(x ^ y);
+  }
+  for (; i < bytes; ++i) s += popcount(std::uint64_t{a[i]} ^ b[i]);
+  return s;
+}
+
+// An ISA's table (positional, in the order of Kernels' members): the float
+// kernels are the shared bodies over V; the integer ones are the ISA's own.
+template <typename V>
+constexpr Kernels simd_kernels(TileKernel dot_i8, TileKernel sqeuclidean_i8, TileKernel hamming) {
+  return {float_tile<V, float>,         float_tile<V, std::uint16_t>, float_tile<V, std::int8_t>,
+          widened_bits_tile<V>,         dot_i8,                       sqeuclidean_i8,
+          hamming,                      stream_sum<V>};
+}
+
+}  // namespace
+}  // namespace simkernel
