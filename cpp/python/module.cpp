@@ -6,6 +6,9 @@
 
 #include <optional>
 #include <string>
+#if defined(__GLIBCXX__)
+#include <cxxabi.h>  // abi::__forced_unwind
+#endif
 
 #include "simkernel/dispatch.hpp"
 #include "simkernel/search.hpp"
@@ -148,6 +151,13 @@ void run_without_gil(Work&& work) {
   Status status;
   try {
     status = work(stop);
+#if defined(__GLIBCXX__)
+  } catch (abi::__forced_unwind&) {
+    // The interrupt check lost the race with finalization and is ending
+    // this thread: taking the GIL again here would start a second forced
+    // unwind inside this handler, which aborts the process.
+    throw;
+#endif
   } catch (...) {
     PyEval_RestoreThread(state);
     throw;

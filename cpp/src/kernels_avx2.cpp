@@ -213,45 +213,37 @@ std::int64_t hamming_tail(const std::uint8_t* a, const std::uint8_t* b, std::siz
 
 // NQ queries against one corpus row: each 32 bytes of the row are loaded once
 // for all of them; byte counts (at most 8 each) are summed into 64-bit lanes.
-template <int NQ>
-void hamming_block(const Tile& t, std::size_t i0, std::size_t j, std::size_t bytes,
-                   std::int32_t* scores) {
-  const auto* c = row<std::uint8_t>(t.corpus, t.corpus_stride, j);
-  const std::uint8_t* q[NQ];
-  __m256i acc[NQ];
-  for (int i = 0; i < NQ; ++i) {
-    q[i] = row<std::uint8_t>(t.queries, t.query_stride, i0 + i);
-    acc[i] = _mm256_setzero_si256();
-  }
-  std::size_t l = 0;
-  for (; l + 32 <= bytes; l += 32) {
-    __m256i cv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + l));
+struct HammingBlock {
+  template <int NQ>
+  static void run(const Tile& t, std::size_t i0, std::size_t j, std::size_t bytes,
+                  std::int32_t* scores) {
+    const auto* c = row<std::uint8_t>(t.corpus, t.corpus_stride, j);
+    const std::uint8_t* q[NQ];
+    __m256i acc[NQ];
     for (int i = 0; i < NQ; ++i) {
-      __m256i x = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q[i] + l)), cv);
-      acc[i] = _mm256_add_epi64(acc[i], _mm256_sad_epu8(popcount_bytes(x), _mm256_setzero_si256()));
+      q[i] = row<std::uint8_t>(t.queries, t.query_stride, i0 + i);
+      acc[i] = _mm256_setzero_si256();
+    }
+    std::size_t l = 0;
+    for (; l + 32 <= bytes; l += 32) {
+      __m256i cv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + l));
+      for (int i = 0; i < NQ; ++i) {
+        __m256i x = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q[i] + l)), cv);
+        acc[i] = _mm256_add_epi64(acc[i], _mm256_sad_epu8(popcount_bytes(x), _mm256_setzero_si256()));
+      }
+    }
+    for (int i = 0; i < NQ; ++i) {
+      alignas(32) std::int64_t lanes[4];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), acc[i]);
+      std::int64_t s = lanes[0] + lanes[1] + lanes[2] + lanes[3] + hamming_tail(q[i] + l, c + l, bytes - l);
+      scores[(i0 + i) * t.corpus_count + j] = static_cast<std::int32_t>(s);
     }
   }
-  for (int i = 0; i < NQ; ++i) {
-    alignas(32) std::int64_t lanes[4];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), acc[i]);
-    std::int64_t s = lanes[0] + lanes[1] + lanes[2] + lanes[3] + hamming_tail(q[i] + l, c + l, bytes - l);
-    scores[(i0 + i) * t.corpus_count + j] = static_cast<std::int32_t>(s);
-  }
-}
-
-void hamming_tile(const Tile& t) {
-  auto* scores = static_cast<std::int32_t*>(t.scores);
-  std::size_t bytes = (t.dim + 7) / 8;
-  for (std::size_t j = 0; j < t.corpus_count; ++j) {
-    std::size_t i = 0;
-    for (; i + 4 <= t.query_count; i += 4) hamming_block<4>(t, i, j, bytes, scores);
-    for (; i < t.query_count; ++i) hamming_block<1>(t, i, j, bytes, scores);
-  }
-}
+};
 
 }  // namespace
 
-constexpr Kernels kernels =
-    simd_kernels<FloatVector>(int8_tile<DotI8>, int8_tile<SquaredDistanceI8>, hamming_tile);
+constexpr Kernels kernels = simd_kernels<FloatVector>(int8_tile<DotI8>, int8_tile<SquaredDistanceI8>,
+                                                      hamming_by_rows<HammingBlock>);
 
 }  // namespace simkernel::avx2

@@ -201,46 +201,41 @@ void int8_tile(const Tile& t) {
 // NQ queries against one corpus row: each 64 bytes of the row are loaded once
 // for all of them (only a last partial step masked) and the differing bits
 // counted per 64-bit lane with VPOPCNTQ.
-template <int NQ>
-void hamming_block(const Tile& t, std::size_t i0, std::size_t j, std::size_t bytes,
-                   std::int32_t* scores) {
-  const auto* c = row<std::uint8_t>(t.corpus, t.corpus_stride, j);
-  const std::uint8_t* q[NQ];
-  __m512i acc[NQ];
-  for (int i = 0; i < NQ; ++i) {
-    q[i] = row<std::uint8_t>(t.queries, t.query_stride, i0 + i);
-    acc[i] = _mm512_setzero_si512();
-  }
-  auto step = [&](std::size_t l, auto load) {
-    __m512i cv = load(c + l);
+struct HammingBlock {
+  template <int NQ>
+  static void run(const Tile& t, std::size_t i0, std::size_t j, std::size_t bytes,
+                  std::int32_t* scores) {
+    const auto* c = row<std::uint8_t>(t.corpus, t.corpus_stride, j);
+    const std::uint8_t* q[NQ];
+    __m512i acc[NQ];
     for (int i = 0; i < NQ; ++i) {
-      __m512i x = _mm512_xor_si512(load(q[i] + l), cv);
-      acc[i] = _mm512_add_epi64(acc[i], _mm512_popcnt_epi64(x));
+      q[i] = row<std::uint8_t>(t.queries, t.query_stride, i0 + i);
+      acc[i] = _mm512_setzero_si512();
     }
-  };
-  std::size_t l = 0;
-  for (; l + 64 <= bytes; l += 64) {
-    step(l, [](const std::uint8_t* p) { return _mm512_loadu_si512(p); });
+    auto step = [&](std::size_t l, auto load) {
+      __m512i cv = load(c + l);
+      for (int i = 0; i < NQ; ++i) {
+        __m512i x = _mm512_xor_si512(load(q[i] + l), cv);
+        acc[i] = _mm512_add_epi64(acc[i], _mm512_popcnt_epi64(x));
+      }
+    };
+    std::size_t l = 0;
+    for (; l + 64 <= bytes; l += 64) {
+      step(l, [](const std::uint8_t* p) { return _mm512_loadu_si512(p); });
+    }
+    if (l < bytes) {
+      __mmask64 lanes = (__mmask64{1} << (bytes - l)) - 1;
+      step(l, [lanes](const std::uint8_t* p) { return _mm512_maskz_loadu_epi8(lanes, p); });
+    }
+    for (int i = 0; i < NQ; ++i) {
+      scores[(i0 + i) * t.corpus_count + j] = static_cast<std::int32_t>(_mm512_reduce_add_epi64(acc[i]));
+    }
   }
-  if (l < bytes) {
-    __mmask64 lanes = (__mmask64{1} << (bytes - l)) - 1;
-    step(l, [lanes](const std::uint8_t* p) { return _mm512_maskz_loadu_epi8(lanes, p); });
-  }
-  for (int i = 0; i < NQ; ++i) {
-    scores[(i0 + i) * t.corpus_count + j] = static_cast<std::int32_t>(_mm512_reduce_add_epi64(acc[i]));
-  }
-}
-
-void hamming_tile(const Tile& t) {
-  auto* scores = static_cast<std::int32_t*>(t.scores);
-  std::size_t bytes = (t.dim + 7) / 8;
-  for_each_block<4, 1>(t.query_count, t.corpus_count, [&](auto nq, auto, std::size_t i, std::size_t j) {
-    hamming_block<decltype(nq)::value>(t, i, j, bytes, scores);
-  });
-}
+};
 
 }  // namespace
 
-constexpr Kernels kernels = simd_kernels<FloatVector>(int8_tile<false>, int8_tile<true>, hamming_tile);
+constexpr Kernels kernels =
+    simd_kernels<FloatVector>(int8_tile<false>, int8_tile<true>, hamming_by_rows<HammingBlock>);
 
 }  // namespace simkernel::avx512

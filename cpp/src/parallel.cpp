@@ -128,7 +128,18 @@ bool StopFlag::stopped(unsigned worker) {
     auto now = std::chrono::steady_clock::now();
     if (now - last_check_ >= kCheckInterval) {
       last_check_ = now;
-      if (check_interrupt_()) stop_.store(true, std::memory_order_relaxed);
+      // Should the check end this thread instead of returning (a forced
+      // unwind while Python finalizes), the other workers stop at once.
+      struct StopUnlessReturned {
+        std::atomic<bool>& stop;
+        bool returned = false;
+        ~StopUnlessReturned() {
+          if (!returned) stop.store(true, std::memory_order_relaxed);
+        }
+      } guard{stop_};
+      bool interrupted = check_interrupt_();
+      guard.returned = true;
+      if (interrupted) stop_.store(true, std::memory_order_relaxed);
     }
   }
   return stopped();
@@ -152,8 +163,14 @@ void parallel_for(std::size_t tasks, unsigned threads,
   };
   Pool& shared = pool();
   if (shared.try_run(workers, run)) {
+    // The pool threads use `run` and `next` on this stack: wait for them
+    // however run(0) is left, an exception or a forced unwind included (a
+    // daemon thread ended by Python's finalization).
+    struct WaitForPool {
+      Pool& pool;
+      ~WaitForPool() { pool.wait(); }
+    } waiting{shared};
     run(0);
-    shared.wait();
     return;
   }
   // The pool is busy: threads of this call's own, as many as can be started

@@ -325,6 +325,20 @@ void for_each_block(std::size_t queries, std::size_t rows, Block block) {
   for (; j < rows; ++j) over_queries(Count<1>{}, j);
 }
 
+// Hamming counts of a tile for ISAs whose Block::run<NQ>(t, i, j, bytes,
+// scores) scores NQ queries against row j, loading each step of the row once
+// for all of them: rows outermost, queries 4 at a time, then one by one.
+template <typename Block>
+void hamming_by_rows(const Tile& t) {
+  auto* scores = static_cast<std::int32_t*>(t.scores);
+  std::size_t bytes = (t.dim + 7) / 8;
+  for (std::size_t j = 0; j < t.corpus_count; ++j) {
+    std::size_t i = 0;
+    for (; i + 4 <= t.query_count; i += 4) Block::template run<4>(t, i, j, bytes, scores);
+    for (; i < t.query_count; ++i) Block::template run<1>(t, i, j, bytes, scores);
+  }
+}
+
 // The corpus rows' squared norms of an int8 tile, when the caller asks.
 template <typename SqNorm>
 void int8_corpus_norms(const Tile& t, SqNorm sqnorm) {
