@@ -124,34 +124,37 @@ struct SquaredDistanceI8 {
 
 // `wide` holds the queries already widened to int16 (query i at i * stride,
 // zero-padded to whole steps), so each query step is a plain load.
-template <typename Op, int NQ, int NC>
-void int8_block(const Tile& t, const std::int16_t* wide, std::size_t wide_stride, std::size_t i0,
-                std::size_t j0, std::int32_t* scores) {
-  const std::int16_t* q[NQ];
-  const std::int8_t* c[NC];
-  for (int i = 0; i < NQ; ++i) q[i] = wide + (i0 + i) * wide_stride;
-  for (int j = 0; j < NC; ++j) c[j] = row<std::int8_t>(t.corpus, t.corpus_stride, j0 + j);
-  __m256i acc[NQ][NC];
-  for (int i = 0; i < NQ; ++i) {
-    for (int j = 0; j < NC; ++j) acc[i][j] = _mm256_setzero_si256();
-  }
-  for (std::size_t l = 0; l < t.dim; l += 16) {
-    bool full = l + 16 <= t.dim;
-    __m256i cv[NC];
-    for (int j = 0; j < NC; ++j) {
-      cv[j] = full ? load_i16(c[j] + l) : load_i16_tail(c[j] + l, t.dim - l);
+template <typename Op>
+struct Int8Block {
+  template <int NQ, int NC>
+  static void run(std::size_t i0, std::size_t j0, const Tile& t, const std::int16_t* wide,
+                  std::size_t wide_stride, std::int32_t* scores) {
+    const std::int16_t* q[NQ];
+    const std::int8_t* c[NC];
+    for (int i = 0; i < NQ; ++i) q[i] = wide + (i0 + i) * wide_stride;
+    for (int j = 0; j < NC; ++j) c[j] = row<std::int8_t>(t.corpus, t.corpus_stride, j0 + j);
+    __m256i acc[NQ][NC];
+    for (int i = 0; i < NQ; ++i) {
+      for (int j = 0; j < NC; ++j) acc[i][j] = _mm256_setzero_si256();
+    }
+    for (std::size_t l = 0; l < t.dim; l += 16) {
+      bool full = l + 16 <= t.dim;
+      __m256i cv[NC];
+      for (int j = 0; j < NC; ++j) {
+        cv[j] = full ? load_i16(c[j] + l) : load_i16_tail(c[j] + l, t.dim - l);
+      }
+      for (int i = 0; i < NQ; ++i) {
+        __m256i qv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q[i] + l));
+        for (int j = 0; j < NC; ++j) acc[i][j] = Op::step(qv, cv[j], acc[i][j]);
+      }
     }
     for (int i = 0; i < NQ; ++i) {
-      __m256i qv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q[i] + l));
-      for (int j = 0; j < NC; ++j) acc[i][j] = Op::step(qv, cv[j], acc[i][j]);
+      for (int j = 0; j < NC; ++j) {
+        scores[(i0 + i) * t.corpus_count + j0 + j] = sum_lanes(acc[i][j]);
+      }
     }
   }
-  for (int i = 0; i < NQ; ++i) {
-    for (int j = 0; j < NC; ++j) {
-      scores[(i0 + i) * t.corpus_count + j0 + j] = sum_lanes(acc[i][j]);
-    }
-  }
-}
+};
 
 std::int32_t int8_sqnorm(const std::int8_t* c, std::size_t dim) {
   __m256i acc = _mm256_setzero_si256();
@@ -178,9 +181,7 @@ void int8_queries(const Tile& t, std::size_t first, std::size_t count, std::int3
     }
   }
   std::int32_t* out = scores + first * t.corpus_count;
-  for_each_block<4, 3>(count, t.corpus_count, [&](auto nq, auto nc, std::size_t i, std::size_t j) {
-    int8_block<Op, decltype(nq)::value, decltype(nc)::value>(t, wide, stride, i, j, out);
-  });
+  for_each_block<Int8Block<Op>, 4, 3>(count, t.corpus_count, t, wide, stride, out);
 }
 
 template <typename Op>
@@ -214,9 +215,10 @@ std::int64_t hamming_tail(const std::uint8_t* a, const std::uint8_t* b, std::siz
 // NQ queries against one corpus row: each 32 bytes of the row are loaded once
 // for all of them; byte counts (at most 8 each) are summed into 64-bit lanes.
 struct HammingBlock {
-  template <int NQ>
-  static void run(const Tile& t, std::size_t i0, std::size_t j, std::size_t bytes,
+  template <int NQ, int NC>
+  static void run(std::size_t i0, std::size_t j, const Tile& t, std::size_t bytes,
                   std::int32_t* scores) {
+    static_assert(NC == 1, "one corpus row at a time");
     const auto* c = row<std::uint8_t>(t.corpus, t.corpus_stride, j);
     const std::uint8_t* q[NQ];
     __m256i acc[NQ];
@@ -241,9 +243,14 @@ struct HammingBlock {
   }
 };
 
+void hamming_tile(const Tile& t) {
+  for_each_block<HammingBlock, 4, 1>(t.query_count, t.corpus_count, t, (t.dim + 7) / 8,
+                                     static_cast<std::int32_t*>(t.scores));
+}
+
 }  // namespace
 
 constexpr Kernels kernels = simd_kernels<FloatVector>(int8_tile<DotI8>, int8_tile<SquaredDistanceI8>,
-                                                      hamming_by_rows<HammingBlock>);
+                                                      hamming_tile);
 
 }  // namespace simkernel::avx2

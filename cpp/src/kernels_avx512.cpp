@@ -96,36 +96,38 @@ __m512i load_i8(const std::int8_t* p, std::size_t n) {
   return n >= 64 ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(first64(n), p);
 }
 
-template <int NQ, int NC>
-void dot_i8_block(const Tile& t, std::size_t i0, std::size_t j0, const std::int32_t* query_sums,
+struct DotI8Block {
+  template <int NQ, int NC>
+  static void run(std::size_t i0, std::size_t j0, const Tile& t, const std::int32_t* query_sums,
                   std::int32_t* scores) {
-  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
-  const std::int8_t* q[NQ];
-  const std::int8_t* c[NC];
-  for (int i = 0; i < NQ; ++i) q[i] = row<std::int8_t>(t.queries, t.query_stride, i0 + i);
-  for (int j = 0; j < NC; ++j) c[j] = row<std::int8_t>(t.corpus, t.corpus_stride, j0 + j);
-  __m512i acc[NQ][NC];
-  for (int i = 0; i < NQ; ++i) {
-    for (int j = 0; j < NC; ++j) acc[i][j] = _mm512_setzero_si512();
-  }
-  for (std::size_t l = 0; l < t.dim; l += 64) {
-    std::size_t n = t.dim - l;
-    // Padding lanes load as 0 on both sides; only the query's are summed
-    // in, and 0 there adds nothing whatever the corpus lane holds.
-    __m512i cv[NC];
-    for (int j = 0; j < NC; ++j) cv[j] = _mm512_xor_si512(load_i8(c[j] + l, n), flip);
+    const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+    const std::int8_t* q[NQ];
+    const std::int8_t* c[NC];
+    for (int i = 0; i < NQ; ++i) q[i] = row<std::int8_t>(t.queries, t.query_stride, i0 + i);
+    for (int j = 0; j < NC; ++j) c[j] = row<std::int8_t>(t.corpus, t.corpus_stride, j0 + j);
+    __m512i acc[NQ][NC];
     for (int i = 0; i < NQ; ++i) {
-      __m512i qv = load_i8(q[i] + l, n);
-      for (int j = 0; j < NC; ++j) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], cv[j], qv);
+      for (int j = 0; j < NC; ++j) acc[i][j] = _mm512_setzero_si512();
+    }
+    for (std::size_t l = 0; l < t.dim; l += 64) {
+      std::size_t n = t.dim - l;
+      // Padding lanes load as 0 on both sides; only the query's are summed
+      // in, and 0 there adds nothing whatever the corpus lane holds.
+      __m512i cv[NC];
+      for (int j = 0; j < NC; ++j) cv[j] = _mm512_xor_si512(load_i8(c[j] + l, n), flip);
+      for (int i = 0; i < NQ; ++i) {
+        __m512i qv = load_i8(q[i] + l, n);
+        for (int j = 0; j < NC; ++j) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], cv[j], qv);
+      }
+    }
+    for (int i = 0; i < NQ; ++i) {
+      for (int j = 0; j < NC; ++j) {
+        scores[(i0 + i) * t.corpus_count + j0 + j] =
+            _mm512_reduce_add_epi32(acc[i][j]) - 128 * query_sums[i0 + i];
+      }
     }
   }
-  for (int i = 0; i < NQ; ++i) {
-    for (int j = 0; j < NC; ++j) {
-      scores[(i0 + i) * t.corpus_count + j0 + j] =
-          _mm512_reduce_add_epi32(acc[i][j]) - 128 * query_sums[i0 + i];
-    }
-  }
-}
+};
 
 std::int32_t int8_sum(const std::int8_t* p, std::size_t dim) {
   const __m512i ones = _mm512_set1_epi8(1);
@@ -150,10 +152,8 @@ std::int32_t int8_sqnorm(const std::int8_t* c, std::size_t dim) {
 
 // Up to 64 queries at a time, with their byte sums, in blocks of 4 x 6.
 void dot_i8_queries(const Tile& t, const std::int32_t* query_sums) {
-  auto* scores = static_cast<std::int32_t*>(t.scores);
-  for_each_block<4, 6>(t.query_count, t.corpus_count, [&](auto nq, auto nc, std::size_t i, std::size_t j) {
-    dot_i8_block<decltype(nq)::value, decltype(nc)::value>(t, i, j, query_sums, scores);
-  });
+  for_each_block<DotI8Block, 4, 6>(t.query_count, t.corpus_count, t, query_sums,
+                                   static_cast<std::int32_t*>(t.scores));
 }
 
 // Squared distances as |q|^2 + |c|^2 - 2 q.c, each term exact by VNNI, so
@@ -202,9 +202,10 @@ void int8_tile(const Tile& t) {
 // for all of them (only a last partial step masked) and the differing bits
 // counted per 64-bit lane with VPOPCNTQ.
 struct HammingBlock {
-  template <int NQ>
-  static void run(const Tile& t, std::size_t i0, std::size_t j, std::size_t bytes,
+  template <int NQ, int NC>
+  static void run(std::size_t i0, std::size_t j, const Tile& t, std::size_t bytes,
                   std::int32_t* scores) {
+    static_assert(NC == 1, "one corpus row at a time");
     const auto* c = row<std::uint8_t>(t.corpus, t.corpus_stride, j);
     const std::uint8_t* q[NQ];
     __m512i acc[NQ];
@@ -233,9 +234,14 @@ struct HammingBlock {
   }
 };
 
+void hamming_tile(const Tile& t) {
+  for_each_block<HammingBlock, 4, 1>(t.query_count, t.corpus_count, t, (t.dim + 7) / 8,
+                                     static_cast<std::int32_t*>(t.scores));
+}
+
 }  // namespace
 
 constexpr Kernels kernels =
-    simd_kernels<FloatVector>(int8_tile<false>, int8_tile<true>, hamming_by_rows<HammingBlock>);
+    simd_kernels<FloatVector>(int8_tile<false>, int8_tile<true>, hamming_tile);
 
 }  // namespace simkernel::avx512

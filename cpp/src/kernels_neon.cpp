@@ -128,31 +128,34 @@ struct SquaredDistanceI8 {
 };
 #endif
 
-template <typename Op, int NQ, int NC>
-void int8_block(const Tile& t, std::size_t i0, std::size_t j0, std::int32_t* scores) {
-  const std::int8_t* q[NQ];
-  const std::int8_t* c[NC];
-  for (int i = 0; i < NQ; ++i) q[i] = row<std::int8_t>(t.queries, t.query_stride, i0 + i);
-  for (int j = 0; j < NC; ++j) c[j] = row<std::int8_t>(t.corpus, t.corpus_stride, j0 + j);
-  int32x4_t acc[NQ][NC];
-  for (int i = 0; i < NQ; ++i) {
-    for (int j = 0; j < NC; ++j) acc[i][j] = vdupq_n_s32(0);
-  }
-  for (std::size_t l = 0; l < t.dim; l += 16) {
-    std::size_t n = t.dim - l;
-    int8x16_t cv[NC];
-    for (int j = 0; j < NC; ++j) cv[j] = load_i8(c[j] + l, n);
+template <typename Op>
+struct Int8Block {
+  template <int NQ, int NC>
+  static void run(std::size_t i0, std::size_t j0, const Tile& t, std::int32_t* scores) {
+    const std::int8_t* q[NQ];
+    const std::int8_t* c[NC];
+    for (int i = 0; i < NQ; ++i) q[i] = row<std::int8_t>(t.queries, t.query_stride, i0 + i);
+    for (int j = 0; j < NC; ++j) c[j] = row<std::int8_t>(t.corpus, t.corpus_stride, j0 + j);
+    int32x4_t acc[NQ][NC];
     for (int i = 0; i < NQ; ++i) {
-      int8x16_t qv = load_i8(q[i] + l, n);
-      for (int j = 0; j < NC; ++j) acc[i][j] = Op::step(qv, cv[j], acc[i][j]);
+      for (int j = 0; j < NC; ++j) acc[i][j] = vdupq_n_s32(0);
+    }
+    for (std::size_t l = 0; l < t.dim; l += 16) {
+      std::size_t n = t.dim - l;
+      int8x16_t cv[NC];
+      for (int j = 0; j < NC; ++j) cv[j] = load_i8(c[j] + l, n);
+      for (int i = 0; i < NQ; ++i) {
+        int8x16_t qv = load_i8(q[i] + l, n);
+        for (int j = 0; j < NC; ++j) acc[i][j] = Op::step(qv, cv[j], acc[i][j]);
+      }
+    }
+    for (int i = 0; i < NQ; ++i) {
+      for (int j = 0; j < NC; ++j) {
+        scores[(i0 + i) * t.corpus_count + j0 + j] = vaddvq_s32(acc[i][j]);
+      }
     }
   }
-  for (int i = 0; i < NQ; ++i) {
-    for (int j = 0; j < NC; ++j) {
-      scores[(i0 + i) * t.corpus_count + j0 + j] = vaddvq_s32(acc[i][j]);
-    }
-  }
-}
+};
 
 std::int32_t int8_sqnorm(const std::int8_t* c, std::size_t dim) {
   int32x4_t acc = vdupq_n_s32(0);
@@ -165,10 +168,8 @@ std::int32_t int8_sqnorm(const std::int8_t* c, std::size_t dim) {
 
 template <typename Op>
 void int8_tile(const Tile& t) {
-  auto* scores = static_cast<std::int32_t*>(t.scores);
-  for_each_block<4, 3>(t.query_count, t.corpus_count, [&](auto nq, auto nc, std::size_t i, std::size_t j) {
-    int8_block<Op, decltype(nq)::value, decltype(nc)::value>(t, i, j, scores);
-  });
+  for_each_block<Int8Block<Op>, 4, 3>(t.query_count, t.corpus_count, t,
+                                      static_cast<std::int32_t*>(t.scores));
   int8_corpus_norms(t, int8_sqnorm);
 }
 
@@ -181,9 +182,10 @@ std::int32_t hamming_row(const std::uint8_t* a, const std::uint8_t* b, std::size
     uint8x16_t counts = vcntq_u8(veorq_u8(vld1q_u8(a + i), vld1q_u8(b + i)));
     acc = vpadalq_u16(acc, vpaddlq_u8(counts));
   }
-  std::uint32_t s = vaddvq_u32(acc);
-  for (; i < bytes; ++i) s += static_cast<std::uint32_t>(__builtin_popcount(unsigned{a[i]} ^ b[i]));
-  return static_cast<std::int32_t>(s);
+  // The last bytes (< 16) by vcnt of one word at a time: no compiler builtin
+  // (MSVC has none for arm64).
+  auto popcount = [](std::uint64_t x) { return vaddv_u8(vcnt_u8(vcreate_u8(x))); };
+  return static_cast<std::int32_t>(vaddvq_u32(acc) + hamming_words(a + i, b + i, bytes - i, popcount));
 }
 
 void hamming_tile(const Tile& t) {

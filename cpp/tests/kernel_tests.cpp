@@ -321,6 +321,11 @@ const SumShape* shape_of(const char* isa) {
 void test_kernels(const char* label, const Kernels& wide) {
   const Kernels& base = scalar::kernels;
   std::mt19937 rng(12345);
+  // Scalar sums in plain C++ order; every SIMD row must state its shape.
+  ++checks;
+  if (std::strcmp(label, "scalar") != 0 && shape_of(label) == nullptr && ++failures <= 20) {
+    std::printf("FAILED %s: no summation shape in kShapes\n", label);
+  }
   for (std::size_t n : {0, 1, 7, 8, 31, 32, 33, 63, 64, 65, 1000, 4099}) {
     check_stream_sum(label, wide, base, n, rng);
   }
