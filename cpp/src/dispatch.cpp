@@ -130,6 +130,10 @@ std::vector<Kernels> complete_tables() {
         if (table.*k == nullptr) table.*k = from.*k;
       }
       if (table.stream_sum == nullptr) table.stream_sum = from.stream_sum;
+      if (table.batch_f32 == nullptr) {
+        table.batch_f32 = from.batch_f32;  // with the group size it packs for
+        table.batch_group = from.batch_group;
+      }
     }
     tables.push_back(table);
   }

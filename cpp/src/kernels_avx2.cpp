@@ -87,6 +87,17 @@ struct FloatVector {
     return _mm256_xor_ps(w, bit_signs(bits[s]));
   }
   static void store(float* p, Wide w) { _mm256_storeu_ps(p, w); }
+
+  // The batch kernel's register tile: 6 rows x 16 queries is 12
+  // accumulators, 2 query registers and 1 broadcast of the 16 YMM registers;
+  // per dimension 8 loads feed 12 FMAs, so the two FMA ports bound it.
+  static constexpr std::size_t kLanes = 8;
+  static constexpr int kBatchRows = 6;
+  static constexpr int kBatchVectors = 2;
+  static Acc broadcast(const float* p) { return _mm256_broadcast_ss(p); }
+  static Acc load_lanes(const float* p) { return _mm256_loadu_ps(p); }
+  static Acc madd_lanes(Acc acc, Acc a, Acc b) { return _mm256_fmadd_ps(a, b, acc); }
+  static void store_lanes(float* p, Acc v) { _mm256_storeu_ps(p, v); }
 };
 
 // An int32 vector's lanes summed (exact in any order).

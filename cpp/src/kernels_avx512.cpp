@@ -84,6 +84,18 @@ struct FloatVector {
     return _mm512_mask_blend_ps(bit_lanes(bits, 16 * s, dim), flipped, w);
   }
   static void store(float* p, Wide w) { _mm512_storeu_ps(p, w); }
+
+  // The batch kernel's register tile: 12 rows x 32 queries is 24
+  // accumulators, 2 query registers and 1 broadcast of the 32 ZMM registers:
+  // 24 independent chains cover the FMA latency (4 cycles x 2 ports), and
+  // per dimension 14 loads feed 24 FMAs.
+  static constexpr std::size_t kLanes = 16;
+  static constexpr int kBatchRows = 12;
+  static constexpr int kBatchVectors = 2;
+  static Acc broadcast(const float* p) { return _mm512_set1_ps(*p); }
+  static Acc load_lanes(const float* p) { return _mm512_loadu_ps(p); }
+  static Acc madd_lanes(Acc acc, Acc a, Acc b) { return _mm512_fmadd_ps(a, b, acc); }
+  static void store_lanes(float* p, Acc v) { _mm512_storeu_ps(p, v); }
 };
 
 // int8 dot products with VNNI: vpdpbusd multiplies unsigned by signed bytes

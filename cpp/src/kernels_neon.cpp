@@ -81,6 +81,16 @@ struct FloatVector {
     vst1q_f32(p, w.lo);
     vst1q_f32(p + 4, w.hi);
   }
+
+  // The batch kernel's register tile: 6 rows x 16 queries is 24
+  // accumulators, 4 query registers and 1 broadcast (ld1r) of the 32.
+  static constexpr std::size_t kLanes = 4;
+  static constexpr int kBatchRows = 6;
+  static constexpr int kBatchVectors = 4;
+  static Acc broadcast(const float* p) { return vld1q_dup_f32(p); }
+  static Acc load_lanes(const float* p) { return vld1q_f32(p); }
+  static Acc madd_lanes(Acc acc, Acc a, Acc b) { return vfmaq_f32(acc, a, b); }
+  static void store_lanes(float* p, Acc v) { vst1q_f32(p, v); }
 };
 
 int8x16_t load_i8(const std::int8_t* p, std::size_t n) {

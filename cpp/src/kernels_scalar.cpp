@@ -202,7 +202,9 @@ constexpr Kernels kernels = {
     dot_i8_tile,  // dot_i8
     sqeuclidean_i8_tile,  // sqeuclidean_i8
     hamming_tile,  // hamming
+    nullptr,  // batch_f32: the scalar scores keep dot_f32's shape for every batch
     stream_sum,  // stream_sum
+    0,  // batch_group
 };
 
 }  // namespace simkernel::scalar

@@ -75,12 +75,15 @@ class Blocks {
 
 // Per-call state: query norms, and one scorer per worker (allocated only for
 // the workers there is work for, whatever `threads` asked).
+// A corpus scan packs its queries for the batch kernel when the call is
+// large enough; a candidate walk scores one pair at a time and never does.
 struct Run {
-  Run(const Problem& p, unsigned workers) {
+  Run(const Problem& p, unsigned workers, bool batch) {
     const Kernels& kernels = active_kernels();
-    finite = query_norms(p, kernels, &norms);
+    if (batch) batch_queries = pack_batch_queries(p, kernels);
+    finite = query_norms(p, kernels, batch_queries, &norms);
     scorers.reserve(workers);
-    for (unsigned w = 0; w < workers; ++w) scorers.emplace_back(p, kernels, norms);
+    for (unsigned w = 0; w < workers; ++w) scorers.emplace_back(p, kernels, batch_queries, norms);
   }
 
   // Whether worker `worker` must stop now; a non-finite score stops everyone.
@@ -93,6 +96,7 @@ struct Run {
     return stop.stopped() ? Status::interrupted : Status::ok;
   }
 
+  BatchQueries batch_queries;
   std::vector<double> norms;
   bool finite = true;
   std::atomic<bool> non_finite{false};
@@ -121,7 +125,7 @@ Status scan_corpus(const Problem& p, Sink& sink, unsigned threads, StopFlag& sto
   std::size_t blocks_per_slice = ceil_div(blocks.count(), slices);
   slices = ceil_div(blocks.count(), blocks_per_slice);
   unsigned workers = worker_count(slices, threads);
-  Run run(p, workers);
+  Run run(p, workers, true);
   if (!run.finite) return Status::non_finite;
 
   std::size_t chunk_size = std::min(nq, sink.query_chunk());
@@ -158,7 +162,7 @@ Status scan_candidates(const Problem& p, const std::int64_t* candidates,
   if (nq == 0) return Status::ok;
   std::size_t chunk_size = std::min(nq, sink.query_chunk());
   unsigned workers = worker_count(chunk_size, threads);
-  Run run(p, workers);
+  Run run(p, workers, false);
   if (!run.finite) return Status::non_finite;
   // Each worker gathers one query's scores and rows, then hands them to the
   // sink as one tile; the buffers are sized here, so workers never allocate.

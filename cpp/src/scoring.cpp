@@ -65,10 +65,32 @@ const void* row_at(const Matrix& m, std::size_t i) {
   return static_cast<const char*>(m.data) + static_cast<std::ptrdiff_t>(i) * m.row_stride;
 }
 
-TileScorer::TileScorer(const Problem& p, const Kernels& kernels,
+BatchQueries pack_batch_queries(const Problem& p, const Kernels& kernels) {
+  BatchQueries batch;
+  if (p.pair != Pair::f32_f32 || kernels.batch_f32 == nullptr || p.queries.rows < kBatchQueries) {
+    return batch;
+  }
+  batch.group = kernels.batch_group;
+  batch.data = pack_query_groups(p.queries, p.dim, batch.group);
+  return batch;
+}
+
+std::vector<float> pack_query_groups(const Matrix& queries, std::size_t dim, std::size_t group) {
+  std::size_t groups = (queries.rows + group - 1) / group;
+  std::vector<float> packed(groups * group * dim, 0.0f);
+  for (std::size_t i = 0; i < queries.rows; ++i) {
+    const auto* q = static_cast<const float*>(row_at(queries, i));
+    float* out = packed.data() + (i / group) * group * dim + i % group;
+    for (std::size_t d = 0; d < dim; ++d) out[d * group] = q[d];
+  }
+  return packed;
+}
+
+TileScorer::TileScorer(const Problem& p, const Kernels& kernels, const BatchQueries& batch,
                        const std::vector<double>& query_norm2)
     : p_(p),
-      kernel_(kernel_for(kernels, p.pair, p.metric)),
+      batch_(batch),
+      kernel_(batch.group != 0 ? kernels.batch_f32 : kernel_for(kernels, p.pair, p.metric)),
       integer_in_(integer_pair(p.pair)),
       integer_out_(integer_scores(p.pair, p.metric)),
       corpus_norms_(uses_norms(p.pair, p.metric)),
@@ -89,8 +111,13 @@ bool TileScorer::score(std::size_t q0, std::size_t nq, const void* corpus,
   void* raw = integer_in_ ? static_cast<void*>(raw_i_.data()) : raw_f_.data();
   void* norms = integer_in_ ? static_cast<void*>(norms_i_.data())
                             : static_cast<void*>(norms_f_.data());
-  kernel_(Tile{row_at(p_.queries, q0), p_.queries.row_stride, nq, corpus,
-               corpus_stride, nc, p_.dim, raw, new_norms ? norms : nullptr});
+  Tile tile{row_at(p_.queries, q0), p_.queries.row_stride, nq, corpus,
+            corpus_stride, nc, p_.dim, raw, new_norms ? norms : nullptr};
+  if (batch_.group != 0) {
+    tile.queries = batch_.data.data() + q0 * p_.dim;  // q0 starts a group
+    tile.query_stride = static_cast<std::ptrdiff_t>(batch_.group * p_.dim * sizeof(float));
+  }
+  kernel_(tile);
   if (new_norms) {
     // float32 cosine finishes rows whose norm is out of float range itself
     // (below); anything else with a non-finite norm has a NaN or infinity.
@@ -196,11 +223,28 @@ void TileScorer::finish_int8(std::size_t q0, std::size_t nq, std::size_t nc) {
   }
 }
 
-bool query_norms(const Problem& p, const Kernels& kernels, std::vector<double>* norms) {
+bool query_norms(const Problem& p, const Kernels& kernels, const BatchQueries& batch,
+                 std::vector<double>* norms) {
   if (p.metric != Metric::cosine && !uses_norms(p.pair, p.metric)) return true;
+  norms->resize(p.queries.rows);
+  if (batch.group != 0) {
+    // Each group against its own queries as corpus rows: the diagonal of
+    // that tile is the queries' norms in the batch kernel's shape.
+    std::vector<float> tile(batch.group * batch.group);
+    for (std::size_t q0 = 0; q0 < p.queries.rows; q0 += batch.group) {
+      std::size_t n = std::min(batch.group, p.queries.rows - q0);
+      kernels.batch_f32(Tile{batch.data.data() + q0 * p.dim, 0, n, row_at(p.queries, q0),
+                             p.queries.row_stride, n, p.dim, tile.data(), nullptr});
+      for (std::size_t i = 0; i < n; ++i) {
+        float f = tile[i * n + i];
+        if (!std::isfinite(f)) return false;
+        (*norms)[q0 + i] = f;
+      }
+    }
+    return true;
+  }
   bool integer = p.pair == Pair::i8_i8;
   TileKernel dot = integer ? kernels.dot_i8 : kernels.dot_f32;
-  norms->resize(p.queries.rows);
   for (std::size_t i = 0; i < p.queries.rows; ++i) {
     const void* q = row_at(p.queries, i);
     float f = 0;

@@ -12,20 +12,44 @@
 
 namespace simkernel::detail {
 
-// A tile is at most 16 queries x 256 corpus rows: its scores (16 KiB) stay
-// in L1 and a block of 384-dim float32 rows (384 KiB) in L2, where every
-// query block reuses it before the next block is read from memory.
-constexpr std::size_t kQueryBlock = 16;
+// A tile is at most 64 queries x 256 corpus rows: its scores (64 KiB) stay
+// in L2 beside a block of 384-dim float32 rows (384 KiB), which every query
+// block reuses before the next block is read from memory. 64 is a whole
+// number of the batch kernel's query groups on every ISA (16 or 32).
+constexpr std::size_t kQueryBlock = 64;
 constexpr std::size_t kCorpusBlock = 256;
 
+// Calls with at least this many float32 queries against float32 rows take
+// the batch kernel (Kernels::batch_f32) where the ISA has one; fewer take
+// dot_f32, which reads each row once per 4 queries and suits one query.
+// The two sum in different orders, so a query's float scores may differ in
+// the last bits between a call below and one at or above this size
+// (docs/semantics.md).
+constexpr std::size_t kBatchQueries = 32;
+
 const void* row_at(const Matrix& m, std::size_t i);
+
+// A call's queries packed for the batch kernel: groups of `group` queries,
+// each dimension-major (group * dim floats, the last group zero-padded).
+// group is 0 when the call does not take the batch kernel.
+struct BatchQueries {
+  std::size_t group = 0;
+  std::vector<float> data;
+};
+
+// The batch packing of p's queries when p takes the batch kernel.
+BatchQueries pack_batch_queries(const Problem& p, const Kernels& kernels);
+
+// float32 rows packed in groups of `group` (the layout above).
+std::vector<float> pack_query_groups(const Matrix& queries, std::size_t dim, std::size_t group);
 
 // Turns kernel tiles into the metric's values, flags non-finite ones. Scores
 // are rounded to the output type here, so ranking ties are exactly the ties a
 // caller sees.
 class TileScorer {
  public:
-  TileScorer(const Problem& p, const Kernels& kernels, const std::vector<double>& query_norm2);
+  TileScorer(const Problem& p, const Kernels& kernels, const BatchQueries& batch,
+             const std::vector<double>& query_norm2);
 
   bool integer_output() const { return integer_out_; }
   const std::int32_t* int_scores() const { return raw_i_.data(); }
@@ -33,7 +57,8 @@ class TileScorer {
 
   // Scores queries [q0, q0 + nq) against `nc` corpus rows starting at
   // `corpus` (nq x nc, row-major); false if any score is not finite.
-  // nq <= kQueryBlock and nc <= kCorpusBlock.
+  // nq <= kQueryBlock and nc <= kCorpusBlock; with batch queries, q0 is a
+  // multiple of kQueryBlock.
   bool score(std::size_t q0, std::size_t nq, const void* corpus, std::ptrdiff_t corpus_stride,
              std::size_t nc);
 
@@ -43,6 +68,7 @@ class TileScorer {
   void finish_int8(std::size_t q0, std::size_t nq, std::size_t nc);
 
   const Problem& p_;
+  const BatchQueries& batch_;
   TileKernel kernel_;
   bool integer_in_;
   bool integer_out_;
@@ -66,7 +92,9 @@ class TileScorer {
 };
 
 // Squared query norms where scoring uses norms (empty otherwise), from the
-// same dot kernel as the scores; false if any is not finite.
-bool query_norms(const Problem& p, const Kernels& kernels, std::vector<double>* norms);
+// same kernel as the scores (so in the same summation shape); false if any
+// is not finite.
+bool query_norms(const Problem& p, const Kernels& kernels, const BatchQueries& batch,
+                 std::vector<double>* norms);
 
 }  // namespace simkernel::detail

@@ -22,9 +22,11 @@ void offer_in_order(const Score* scores, std::size_t count, std::size_t first_ro
     if (heap.full()) {
       // The bar is a score of this type, negated or not: exact either way.
       auto bar = static_cast<Score>(sign * heap.bar());
-      bool any = false;
-      for (std::size_t j = start; j < end; ++j) any |= Higher ? scores[j] > bar : scores[j] < bar;
-      if (!any) continue;
+      // A count, not a bool |=: GCC 12 vectorises an integer sum of
+      // comparisons but leaves a boolean reduction scalar.
+      int hits = 0;
+      for (std::size_t j = start; j < end; ++j) hits += Higher ? scores[j] > bar : scores[j] < bar;
+      if (hits == 0) continue;
     }
     for (std::size_t j = start; j < end; ++j) {
       double key = sign * static_cast<double>(scores[j]);

@@ -19,6 +19,16 @@
 //                       whose bit in step s of a packed bit row is clear
 //   store(p, w)         kStep floats
 //
+// and, for the batch kernel (batch_tile below), operations on one register
+// of kLanes float32 lanes:
+//
+//   kLanes, kBatchRows, kBatchVectors   lanes per Acc; corpus rows x query
+//                       registers of the batch kernel's register tile
+//   broadcast(p)        an Acc of *p in every lane
+//   load_lanes(p)       kLanes floats as an Acc
+//   madd_lanes(acc, a, b)   acc + a * b, fused, lane by lane
+//   store_lanes(p, v)   an Acc as kLanes floats
+//
 // Each ISA file includes this after its intrinsics header. Everything here is
 // in an anonymous namespace: each including file gets its own copy, compiled
 // with its own flags only, so the linker can never hand one ISA's copy to
@@ -26,6 +36,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -291,6 +302,115 @@ void widened_bits_tile(const Tile& t) {
   }
 }
 
+// The batch kernel: many float32 queries against float32 rows in the
+// outer-product form of a matrix product. The queries come packed in groups
+// of kBatchVectors * kLanes (pack_batch_queries in scoring.cpp): a group is
+// stored dimension-major, its queries' values of dimension 0, then 1, ..., so
+// one vector load holds one dimension of kLanes queries, and each corpus
+// value is broadcast against them. A register tile holds kBatchRows rows x
+// one group of scores: no horizontal reductions, every register FMA does a
+// full vector of useful work, and each load feeds several FMAs.
+//
+// Every pair's score is one FMA chain over the dimensions in order, from
+// +0.0: s = fma(q[d], c[d], s) for d = 0, 1, ..., dim - 1. That is its whole
+// summation shape, whatever the tile, the batch or the thread; its squared
+// norms are summed by the same chain (batch_sqnorms), so the expansion of a
+// distance is exactly 0 for a vector against itself.
+
+// Rows [j0, j0 + NR) against group g of the tile's queries: scores of the
+// group's real queries only (the padding lanes are computed and dropped).
+template <typename V, int NR>
+void batch_block(const Tile& t, std::size_t g, std::size_t j0, float* scores) {
+  using Acc = typename V::Acc;
+  constexpr int kVectors = V::kBatchVectors;
+  constexpr std::size_t kGroup = kVectors * V::kLanes;
+  const float* group = row<float>(t.queries, t.query_stride, g);
+  // Rows addressed from one base and the stride, not by NR pointers: x86's
+  // base + index * {1, 2, 4, 8} addressing then reaches them from a few
+  // registers, where 12 pointers would spill.
+  const char* base = static_cast<const char*>(t.corpus) + static_cast<std::ptrdiff_t>(j0) * t.corpus_stride;
+  const std::ptrdiff_t stride = t.corpus_stride;
+  Acc acc[NR * kVectors];
+  for (int a = 0; a < NR * kVectors; ++a) acc[a] = V::zero();
+  const std::size_t dim = t.dim;  // a local: stores through `scores` cannot change it
+  for (std::size_t d = 0; d < dim; ++d) {
+    const float* qd = group + d * kGroup;
+    Acc q[kVectors];
+    for (int v = 0; v < kVectors; ++v) q[v] = V::load_lanes(qd + v * V::kLanes);
+    for (int r = 0; r < NR; ++r) {
+      Acc b = V::broadcast(reinterpret_cast<const float*>(base + r * stride) + d);
+      for (int v = 0; v < kVectors; ++v) acc[r * kVectors + v] = V::madd_lanes(acc[r * kVectors + v], q[v], b);
+    }
+  }
+  // Scores come out transposed (a register holds one row's score for
+  // kLanes queries): through a small buffer, one row of scores per query.
+  // Unrolled by request: a loop left rolled here would index the
+  // accumulators at run time, and GCC 12 then keeps them in memory, storing
+  // every one on every step of the loop above (measured: half the speed).
+  float lanes[NR][kGroup];
+#pragma GCC unroll 64
+  for (int r = 0; r < NR; ++r) {
+    for (int v = 0; v < kVectors; ++v) V::store_lanes(lanes[r] + v * V::kLanes, acc[r * kVectors + v]);
+  }
+  std::size_t first = g * kGroup;
+  std::size_t valid = std::min(kGroup, t.query_count - first);
+  for (std::size_t l = 0; l < valid; ++l) {
+    float* out = scores + (first + l) * t.corpus_count + j0;
+    for (int r = 0; r < NR; ++r) out[r] = lanes[r][l];
+  }
+}
+
+// The last rows of a tile, fewer than kBatchRows: a register tile of that
+// many rows.
+template <typename V, int NR>
+void batch_rest(const Tile& t, std::size_t groups, std::size_t j0, std::size_t rest, float* scores) {
+  if constexpr (NR > 0) {
+    if (rest != NR) return batch_rest<V, NR - 1>(t, groups, j0, rest, scores);
+    for (std::size_t g = 0; g < groups; ++g) batch_block<V, NR>(t, g, j0, scores);
+  }
+}
+
+// Squared norms in the batch kernel's shape: one FMA chain per row, over the
+// dimensions in order. Eight rows at a time keep eight independent chains in
+// flight, enough to cover the FMA latency.
+template <typename V>
+void batch_sqnorms(const Tile& t, float* norms) {
+  constexpr std::size_t kChains = 8;
+  std::size_t j = 0;
+  for (; j + kChains <= t.corpus_count; j += kChains) {
+    const float* c[kChains];
+    float s[kChains] = {};
+    for (std::size_t r = 0; r < kChains; ++r) c[r] = row<float>(t.corpus, t.corpus_stride, j + r);
+    for (std::size_t d = 0; d < t.dim; ++d) {
+      for (std::size_t r = 0; r < kChains; ++r) s[r] = std::fma(c[r][d], c[r][d], s[r]);
+    }
+    for (std::size_t r = 0; r < kChains; ++r) norms[j + r] = s[r];
+  }
+  for (; j < t.corpus_count; ++j) {
+    const float* c = row<float>(t.corpus, t.corpus_stride, j);
+    float s = 0;
+    for (std::size_t d = 0; d < t.dim; ++d) s = std::fma(c[d], c[d], s);
+    norms[j] = s;
+  }
+}
+
+// Packed query groups (t.queries, t.query_stride bytes from one group to
+// the next, t.query_count real queries) x float32 rows. Rows outermost: a
+// register tile's rows, loaded into L1, serve every group of the tile.
+template <typename V>
+void batch_tile(const Tile& t) {
+  constexpr std::size_t kGroup = V::kBatchVectors * V::kLanes;
+  constexpr int kRows = V::kBatchRows;
+  auto* scores = static_cast<float*>(t.scores);
+  if (t.corpus_norms != nullptr) batch_sqnorms<V>(t, static_cast<float*>(t.corpus_norms));
+  std::size_t groups = (t.query_count + kGroup - 1) / kGroup;
+  std::size_t j = 0;
+  for (; j + kRows <= t.corpus_count; j += kRows) {
+    for (std::size_t g = 0; g < groups; ++g) batch_block<V, kRows>(t, g, j, scores);
+  }
+  batch_rest<V, kRows - 1>(t, groups, j, t.corpus_count - j, scores);
+}
+
 // Four independent accumulators: loads, not add latency, bound it.
 template <typename V>
 float stream_sum(const float* data, std::size_t n) {
@@ -359,7 +479,8 @@ template <typename V>
 constexpr Kernels simd_kernels(TileKernel dot_i8, TileKernel sqeuclidean_i8, TileKernel hamming) {
   return {float_tile<V, float>,         float_tile<V, std::uint16_t>, float_tile<V, std::int8_t>,
           widened_bits_tile<V>,         dot_i8,                       sqeuclidean_i8,
-          hamming,                      stream_sum<V>};
+          hamming,                      batch_tile<V>,                stream_sum<V>,
+          V::kBatchVectors * V::kLanes};
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "../src/scoring.hpp"  // pack_query_groups
 #include "simkernel/dispatch.hpp"
 #include "simkernel/kernels.hpp"
 
@@ -296,6 +297,44 @@ void check_summation_shape(const SumShape& shape, const KernelCase& c, const Ker
   }
 }
 
+// The batch kernel's promise (cpp/src/tile_bodies.hpp): every pair, and
+// every row's squared norm, is one fused multiply-add chain over the
+// dimensions in order, from +0.0, whatever the group, the row's place in the
+// tile or the number of queries.
+void check_batch_shape(const char* isa, const Kernels& wide, std::size_t nq, std::size_t nc,
+                       std::size_t dim, std::mt19937& rng) {
+  Rows q = make_rows(Elem::f32, nq, dim, 0, false, rng);
+  Rows x = make_rows(Elem::f32, nc, dim, 4, nc % 2 == 1, rng);
+  std::vector<float> packed =
+      detail::pack_query_groups(Matrix{q.first, q.stride, nq}, dim, wide.batch_group);
+  std::vector<float> scores(nq * nc), norms(nc);
+  wide.batch_f32(Tile{packed.data(), static_cast<std::ptrdiff_t>(wide.batch_group * dim * 4), nq,
+                      x.first, x.stride, nc, dim, scores.data(), norms.data()});
+  auto chain = [dim](const std::vector<float>& a, const std::vector<float>& b) {
+    float s = 0;
+    for (std::size_t d = 0; d < dim; ++d) s = fused(a[d], b[d], s);
+    return s;
+  };
+  bool same = true;
+  for (std::size_t j = 0; j < nc; ++j) {
+    std::vector<float> cj =
+        widened(Elem::f32, static_cast<const char*>(x.first) + static_cast<std::ptrdiff_t>(j) * x.stride, dim);
+    float want = chain(cj, cj);
+    same = same && std::memcmp(&want, &norms[j], 4) == 0;
+    for (std::size_t i = 0; i < nq; ++i) {
+      std::vector<float> qi = widened(
+          Elem::f32, static_cast<const char*>(q.first) + static_cast<std::ptrdiff_t>(i) * q.stride, dim);
+      want = chain(qi, cj);
+      same = same && std::memcmp(&want, &scores[i * nc + j], 4) == 0;
+    }
+  }
+  ++checks;
+  if (!same && ++failures <= 20) {
+    std::printf("FAILED %s batch_f32: scores differ from one chain per pair (%zu x %zu, dim=%zu)\n",
+                isa, nq, nc, dim);
+  }
+}
+
 void check_stream_sum(const char* isa, const Kernels& wide, const Kernels& base, std::size_t n,
                       std::mt19937& rng) {
   std::vector<unsigned char> bytes(4 * n);
@@ -330,6 +369,13 @@ void test_kernels(const char* label, const Kernels& wide) {
     check_stream_sum(label, wide, base, n, rng);
   }
   const std::size_t dims[] = {0, 1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65, 100, 127, 128, 129, 384, 1000, 17000};
+  if (wide.batch_f32 != nullptr) {
+    for (std::size_t dim : {0, 1, 5, 16, 33, 384}) {
+      for (std::size_t nq : {1, 5, 16, 31, 33, 64}) {
+        for (std::size_t nc : {1, 5, 12, 13, 30}) check_batch_shape(label, wide, nq, nc, dim, rng);
+      }
+    }
+  }
   for (const KernelCase& c : kCases) {
     for (std::size_t dim : dims) {
       if (c.corpus == Elem::bits && dim == 0) continue;

@@ -46,9 +46,17 @@ struct Kernels {
   TileKernel dot_i8;           // int8 x int8, exact int32
   TileKernel sqeuclidean_i8;   // int8 x int8, exact int32
   TileKernel hamming;          // bits x bits, int32
+  // Many float32 queries x float32 rows, as a matrix product: the queries
+  // packed in groups of batch_group (docs/architecture.md, "The batch
+  // kernel"), each pair summed by one FMA chain over the dimensions in
+  // order, and corpus norms, on request, by the same chain. Null where the
+  // ISA has none (scalar): every call then takes dot_f32.
+  TileKernel batch_f32;
   // Sum of n floats with the widest loads: the benchmark's read-bandwidth
   // probe (docs/performance.md), not part of any search.
   float (*stream_sum)(const float* data, std::size_t n);
+  // Queries per packed group of batch_f32: its register tile's width.
+  std::size_t batch_group;
 };
 
 // Each ISA file defines its table as constant data that the compiler lays out
