@@ -268,6 +268,16 @@ double stream_sum_binding(const py::array_t<float, py::array::c_style>& data, in
   return sum;
 }
 
+double fma_peak_binding(std::size_t steps, int threads) {
+  unsigned workers = check_threads(threads);
+  double flops = 0;
+  run_without_gil([&](StopFlag&) {
+    flops = fma_peak(steps, workers);
+    return Status::ok;
+  });
+  return flops;
+}
+
 // The registry as Python reads it: one dict per row, in order of preference.
 py::list isas_binding() {
   py::list rows;
@@ -324,6 +334,10 @@ PYBIND11_MODULE(_core, m) {
   m.def("stream_sum", &stream_sum_binding, py::arg("data"), py::arg("threads"),
         "Sum of a float32 array, each thread streaming its own slice (the "
         "benchmark's read-bandwidth probe).");
+  m.def("fma_peak", &fma_peak_binding, py::arg("steps"), py::arg("threads"),
+        "Runs the active ISA's independent FMA chains for `steps` rounds on "
+        "each thread and returns the float operations done (the benchmark's "
+        "compute-peak probe).");
   m.def("isas", &isas_binding);
   m.def("capabilities", &capabilities_binding);
   m.def("select_isa", &select_isa_binding, py::arg("name"));

@@ -130,9 +130,14 @@ std::vector<Kernels> complete_tables() {
         if (table.*k == nullptr) table.*k = from.*k;
       }
       if (table.stream_sum == nullptr) table.stream_sum = from.stream_sum;
+      if (table.fma_chains == nullptr) table.fma_chains = from.fma_chains;
       if (table.batch_f32 == nullptr) {
-        table.batch_f32 = from.batch_f32;  // with the group size it packs for
+        // with the group size it packs for and the widening that feeds it
+        table.batch_f32 = from.batch_f32;
         table.batch_group = from.batch_group;
+        table.widen_f16 = from.widen_f16;
+        table.widen_i8 = from.widen_i8;
+        table.widen_bits = from.widen_bits;
       }
     }
     tables.push_back(table);

@@ -191,6 +191,20 @@ float stream_sum(const float* data, std::size_t n) {
   return (s0 + s1) + (s2 + s3);
 }
 
+// Eight independent multiply-add chains (unfused: the baseline has no FMA).
+double fma_chains(std::size_t steps, float* result) {
+  volatile float opaque_one = 1.0f, opaque_zero = 0.0f;
+  const float one = opaque_one, zero = opaque_zero;
+  float acc[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  for (std::size_t s = 0; s < steps; ++s) {
+    for (float& x : acc) x = x * one + zero;
+  }
+  float sum = 0;
+  for (float x : acc) sum += x;
+  *result = sum;
+  return 2.0 * static_cast<double>(steps) * 8;
+}
+
 }  // namespace
 
 // Positional, in the order of Kernels' members.
@@ -204,7 +218,11 @@ constexpr Kernels kernels = {
     hamming_tile,  // hamming
     nullptr,  // batch_f32: the scalar scores keep dot_f32's shape for every batch
     stream_sum,  // stream_sum
+    fma_chains,  // fma_chains
     0,  // batch_group
+    nullptr,  // widen_f16
+    nullptr,  // widen_i8
+    nullptr,  // widen_bits
 };
 
 }  // namespace simkernel::scalar

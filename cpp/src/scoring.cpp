@@ -7,6 +7,17 @@
 namespace simkernel::detail {
 namespace {
 
+// The kernel that widens a pair's rows for the batch kernel (null for
+// float32 rows, which it reads in place, and for integer pairs).
+WidenKernel widen_for(const Kernels& k, Pair pair) {
+  switch (pair) {
+    case Pair::f32_f16: return k.widen_f16;
+    case Pair::f32_i8: return k.widen_i8;
+    case Pair::f32_bits: return k.widen_bits;
+    default: return nullptr;
+  }
+}
+
 bool integer_pair(Pair pair) {
   return pair == Pair::i8_i8 || pair == Pair::bits_bits;
 }
@@ -67,9 +78,9 @@ const void* row_at(const Matrix& m, std::size_t i) {
 
 BatchQueries pack_batch_queries(const Problem& p, const Kernels& kernels) {
   BatchQueries batch;
-  if (p.pair != Pair::f32_f32 || kernels.batch_f32 == nullptr || p.queries.rows < kBatchQueries) {
-    return batch;
-  }
+  bool rows_fit = p.pair == Pair::f32_f32 ||
+                  (widen_for(kernels, p.pair) != nullptr && p.dim <= kMaxWidenedDim);
+  if (!rows_fit || kernels.batch_f32 == nullptr || p.queries.rows < kBatchQueries) return batch;
   batch.group = kernels.batch_group;
   batch.data = pack_query_groups(p.queries, p.dim, batch.group);
   return batch;
@@ -91,6 +102,8 @@ TileScorer::TileScorer(const Problem& p, const Kernels& kernels, const BatchQuer
     : p_(p),
       batch_(batch),
       kernel_(batch.group != 0 ? kernels.batch_f32 : kernel_for(kernels, p.pair, p.metric)),
+      widen_(batch.group != 0 ? widen_for(kernels, p.pair) : nullptr),
+      widened_(widen_ != nullptr ? kCorpusBlock * p.dim : 0),
       integer_in_(integer_pair(p.pair)),
       integer_out_(integer_scores(p.pair, p.metric)),
       corpus_norms_(uses_norms(p.pair, p.metric)),
@@ -116,6 +129,16 @@ bool TileScorer::score(std::size_t q0, std::size_t nq, const void* corpus,
   if (batch_.group != 0) {
     tile.queries = batch_.data.data() + q0 * p_.dim;  // q0 starts a group
     tile.query_stride = static_cast<std::ptrdiff_t>(batch_.group * p_.dim * sizeof(float));
+  }
+  if (widen_ != nullptr) {
+    // Widened once per block, like its norms, for every query block after.
+    if (corpus != widened_of_ || nc != widened_count_) {
+      widen_(corpus, corpus_stride, nc, p_.dim, widened_.data());
+      widened_of_ = corpus;
+      widened_count_ = nc;
+    }
+    tile.corpus = widened_.data();
+    tile.corpus_stride = static_cast<std::ptrdiff_t>(p_.dim * sizeof(float));
   }
   kernel_(tile);
   if (new_norms) {

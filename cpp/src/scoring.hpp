@@ -26,6 +26,10 @@ constexpr std::size_t kCorpusBlock = 256;
 // the last bits between a call below and one at or above this size
 // (docs/semantics.md).
 constexpr std::size_t kBatchQueries = 32;
+// float16, int8 and bit rows join the batch kernel widened to float32, a
+// block at a time, up to this many dimensions (a worker's buffer is then at
+// most kCorpusBlock x 4096 floats, 4 MiB); longer rows keep the row kernels.
+constexpr std::size_t kMaxWidenedDim = 4096;
 
 const void* row_at(const Matrix& m, std::size_t i);
 
@@ -70,6 +74,10 @@ class TileScorer {
   const Problem& p_;
   const BatchQueries& batch_;
   TileKernel kernel_;
+  WidenKernel widen_;  // non-null: rows are widened into widened_ for the batch kernel
+  std::vector<float> widened_;
+  const void* widened_of_ = nullptr;
+  std::size_t widened_count_ = 0;
   bool integer_in_;
   bool integer_out_;
   bool corpus_norms_;

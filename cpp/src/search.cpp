@@ -173,4 +173,17 @@ double stream_sum(const float* data, std::size_t n, unsigned threads) {
   return total;
 }
 
+double fma_peak(std::size_t steps, unsigned threads) {
+  const Kernels& kernels = active_kernels();
+  unsigned workers = std::max(threads, 1u);
+  std::vector<double> flops(workers, 0.0);
+  std::vector<float> results(workers);
+  parallel_for(workers, workers, [&](std::size_t w, unsigned) {
+    flops[w] = kernels.fma_chains(steps, &results[w]);
+  });
+  double total = 0;
+  for (double f : flops) total += f;
+  return total;
+}
+
 }  // namespace simkernel

@@ -411,6 +411,62 @@ void batch_tile(const Tile& t) {
   batch_rest<V, kRows - 1>(t, groups, j, t.corpus_count - j, scores);
 }
 
+// Rows of T widened to float32 for the batch kernel: the ISA's widening
+// loads, so the floats are exactly the values every other kernel scores.
+template <typename V, typename T>
+void widen_rows(const void* rows, std::ptrdiff_t stride, std::size_t count, std::size_t dim,
+                float* out) {
+  constexpr std::size_t w = V::kStep;
+  for (std::size_t r = 0; r < count; ++r, out += dim) {
+    const T* c = row<T>(rows, stride, r);
+    std::size_t s = 0;
+    for (; s + w <= dim; s += w) V::store(out + s, V::load(c + s));
+    if (s < dim) {
+      float lanes[w];
+      V::store(lanes, V::load_tail(c + s, dim - s));
+      std::memcpy(out + s, lanes, (dim - s) * sizeof(float));
+    }
+  }
+}
+
+template <typename V>
+void widen_bit_rows(const void* rows, std::ptrdiff_t stride, std::size_t count, std::size_t dim,
+                    float* out) {
+  for (std::size_t r = 0; r < count; ++r) {
+    widen_bits<V>(row<std::uint8_t>(rows, stride, r), dim, out + r * dim);
+  }
+}
+
+// The batch kernel's accumulators as independent FMA chains, nothing else:
+// no loads, so only the FMA ports bound it. x * 1 + 0 keeps every value
+// finite and normal however many steps; read through volatile, the
+// constants cannot be folded away.
+template <typename V>
+double fma_chains(std::size_t steps, float* result) {
+  using Acc = typename V::Acc;
+  constexpr int kChains = V::kBatchRows * V::kBatchVectors;
+  volatile float opaque_one = 1.0f, opaque_zero = 0.0f;
+  const float one = opaque_one, zero = opaque_zero;
+  const Acc a = V::broadcast(&one), b = V::broadcast(&zero);
+  Acc acc[kChains];
+  for (int c = 0; c < kChains; ++c) {
+    float start = static_cast<float>(c + 1);
+    acc[c] = V::broadcast(&start);
+  }
+  for (std::size_t s = 0; s < steps; ++s) {
+#pragma GCC unroll 64
+    for (int c = 0; c < kChains; ++c) acc[c] = V::madd_lanes(b, acc[c], a);
+  }
+  float lanes[V::kLanes], sum = 0;
+#pragma GCC unroll 64
+  for (int c = 0; c < kChains; ++c) {
+    V::store_lanes(lanes, acc[c]);
+    sum += lanes[0];
+  }
+  *result = sum;
+  return 2.0 * static_cast<double>(steps) * kChains * V::kLanes;
+}
+
 // Four independent accumulators: loads, not add latency, bound it.
 template <typename V>
 float stream_sum(const float* data, std::size_t n) {
@@ -480,7 +536,8 @@ constexpr Kernels simd_kernels(TileKernel dot_i8, TileKernel sqeuclidean_i8, Til
   return {float_tile<V, float>,         float_tile<V, std::uint16_t>, float_tile<V, std::int8_t>,
           widened_bits_tile<V>,         dot_i8,                       sqeuclidean_i8,
           hamming,                      batch_tile<V>,                stream_sum<V>,
-          V::kBatchVectors * V::kLanes};
+          fma_chains<V>,                V::kBatchVectors * V::kLanes, widen_rows<V, std::uint16_t>, widen_rows<V, std::int8_t>,
+          widen_bit_rows<V>};
 }
 
 }  // namespace

@@ -335,6 +335,26 @@ void check_batch_shape(const char* isa, const Kernels& wide, std::size_t nq, std
   }
 }
 
+// The widening that feeds the batch kernel gives exactly the values every
+// kernel scores a row as.
+void check_widening(const char* isa, Elem e, WidenKernel widen,
+                    std::size_t dim, std::mt19937& rng) {
+  const std::size_t nc = 5;
+  Rows x = make_rows(e, nc, dim, 3, true, rng);
+  std::vector<float> out(nc * dim + 1, 7.0f);  // one float past the rows: must stay untouched
+  widen(x.first, x.stride, nc, dim, out.data());
+  bool same = out.back() == 7.0f;
+  for (std::size_t j = 0; j < nc; ++j) {
+    std::vector<float> want =
+        widened(e, static_cast<const char*>(x.first) + static_cast<std::ptrdiff_t>(j) * x.stride, dim);
+    same = same && (dim == 0 || std::memcmp(want.data(), out.data() + j * dim, 4 * dim) == 0);
+  }
+  ++checks;
+  if (!same && ++failures <= 20) {
+    std::printf("FAILED %s widening of element type %d (dim=%zu)\n", isa, static_cast<int>(e), dim);
+  }
+}
+
 void check_stream_sum(const char* isa, const Kernels& wide, const Kernels& base, std::size_t n,
                       std::mt19937& rng) {
   std::vector<unsigned char> bytes(4 * n);
@@ -348,6 +368,21 @@ void check_stream_sum(const char* isa, const Kernels& wide, const Kernels& base,
       ++failures <= 20) {
     std::printf("FAILED %s stream_sum n=%zu\n", isa, n);
   }
+}
+
+// The compute probe does what it counts: work in proportion to its steps,
+// and x * 1 + 0 leaves each chain's start value, so the sum of lane 0 of
+// every chain is 1 + 2 + ... + chains, with 2 * lanes flops per chain step.
+void check_fma_chains(const char* isa, const Kernels& wide) {
+  float once = 0, twice = 0;
+  double flops = wide.fma_chains(1000, &once);
+  double more = wide.fma_chains(2000, &twice);
+  bool same = flops > 0 && more == 2 * flops && once == twice;
+  // chains * lanes = flops / 2000; chains alone is found from the sum.
+  double chains = (std::sqrt(8.0 * once + 1) - 1) / 2;
+  same = same && chains == std::floor(chains) && std::fmod(flops / 2000, chains) == 0;
+  ++checks;
+  if (!same && ++failures <= 20) std::printf("FAILED %s fma_chains\n", isa);
 }
 
 const SumShape* shape_of(const char* isa) {
@@ -365,6 +400,7 @@ void test_kernels(const char* label, const Kernels& wide) {
   if (std::strcmp(label, "scalar") != 0 && shape_of(label) == nullptr && ++failures <= 20) {
     std::printf("FAILED %s: no summation shape in kShapes\n", label);
   }
+  check_fma_chains(label, wide);
   for (std::size_t n : {0, 1, 7, 8, 31, 32, 33, 63, 64, 65, 1000, 4099}) {
     check_stream_sum(label, wide, base, n, rng);
   }
@@ -374,6 +410,11 @@ void test_kernels(const char* label, const Kernels& wide) {
       for (std::size_t nq : {1, 5, 16, 31, 33, 64}) {
         for (std::size_t nc : {1, 5, 12, 13, 30}) check_batch_shape(label, wide, nq, nc, dim, rng);
       }
+    }
+    for (std::size_t dim : {1, 3, 7, 8, 9, 16, 17, 33, 100, 384}) {
+      check_widening(label, Elem::f16, wide.widen_f16, dim, rng);
+      check_widening(label, Elem::i8, wide.widen_i8, dim, rng);
+      check_widening(label, Elem::bits, wide.widen_bits, dim, rng);
     }
   }
   for (const KernelCase& c : kCases) {

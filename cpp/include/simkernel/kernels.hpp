@@ -27,6 +27,12 @@ struct Tile {
 
 using TileKernel = void (*)(const Tile&);
 
+// `count` rows of one element type (from `rows`, `stride` bytes apart; `dim`
+// elements, or bits) as float32, `dim` floats each, one after another in
+// `out`: how float16, int8 and bit rows reach the batch kernel.
+using WidenKernel = void (*)(const void* rows, std::ptrdiff_t stride, std::size_t count,
+                             std::size_t dim, float* out);
+
 // int8 x int8 kernels take rows of at most this many elements: longer sums of
 // squares could overflow int32. Callers check it before any kernel runs.
 constexpr std::size_t kMaxInt8Dim = 32768;
@@ -55,8 +61,18 @@ struct Kernels {
   // Sum of n floats with the widest loads: the benchmark's read-bandwidth
   // probe (docs/performance.md), not part of any search.
   float (*stream_sum)(const float* data, std::size_t n);
+  // `steps` rounds of independent float32 FMA chains at the ISA's width, as
+  // many chains as the batch kernel keeps accumulators (plain multiply-adds
+  // in the scalar table): the benchmark's compute-peak probe. Returns the
+  // floating-point operations done; *result keeps them from being elided.
+  double (*fma_chains)(std::size_t steps, float* result);
   // Queries per packed group of batch_f32: its register tile's width.
   std::size_t batch_group;
+  // Rows widened for batch_f32 (null with it): binary16, int8, and bits as
+  // +1.0 / -1.0.
+  WidenKernel widen_f16;
+  WidenKernel widen_i8;
+  WidenKernel widen_bits;
 };
 
 // Each ISA file defines its table as constant data that the compiler lays out

@@ -82,4 +82,9 @@ Status rescore(const Problem& problem, const std::int64_t* candidates,
 // the active ISA's widest loads: timed, it measures read bandwidth.
 double stream_sum(const float* data, std::size_t n, unsigned threads);
 
+// Every one of `threads` workers runs the active ISA's FMA chains for
+// `steps` rounds: timed, it measures the float compute peak. Returns the
+// floating-point operations done by all workers.
+double fma_peak(std::size_t steps, unsigned threads);
+
 }  // namespace simkernel

@@ -1,6 +1,6 @@
 """The physical limits a result is measured against, in the same run
 (docs/performance.md): read bandwidth for one query, numpy's sgemm FLOP rate for
-many."""
+many, and the active ISA's FMA peak beside it."""
 
 from __future__ import annotations
 
@@ -40,6 +40,24 @@ def sgemm_probe(scenario: Scenario, data: Data) -> Probe:
         if rest:
             queries @ rows[:rest].T
     return probe
+
+
+# Float operations each thread does per call of the compute probe: about
+# 0.1-0.4 s on current cores, long enough to reach the steady clock.
+PEAK_FLOPS_PER_THREAD = 2e10
+
+
+def fma_peak_probe(threads: int) -> tuple[Probe, float] | None:
+    """Every thread runs independent FMA chains at the active ISA's width (as
+    many as the batch kernel keeps accumulators, no loads): the probe, and
+    the float operations one call does."""
+    native = _backend.native()
+    if native is None:
+        return None
+    core = native._core
+    per_step = core.fma_peak(1000, 1) / 1000
+    steps = max(1, int(PEAK_FLOPS_PER_THREAD / per_step))
+    return (lambda: core.fma_peak(steps, threads)), per_step * steps * threads
 
 
 def limit_rate(scenario: Scenario, data: Data, seconds: float) -> float | None:

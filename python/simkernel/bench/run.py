@@ -8,8 +8,9 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Iterable
 
+from .._backend import capabilities
 from .libraries import LIBRARIES, Search
-from .limits import limit_rate, read_probe, sgemm_probe
+from .limits import fma_peak_probe, limit_rate, read_probe, sgemm_probe
 from .reference import recall
 from .scenarios import Scenario, available_memory, make_data
 
@@ -25,6 +26,8 @@ PAUSE_SECONDS = 0.05
 # alone, so one slow peer cannot hold the run for many minutes.
 SLOW_SECONDS = 20.0
 LIMIT = "limit"
+PEAK = "peak"
+PEAK_NAME = "FMA peak"  # the probe row's label, with the ISA after it
 
 
 @dataclass
@@ -35,6 +38,7 @@ class Result:
     recall: float | None = None
     rate: float | None = None        # GB/s read (one query) or GFLOP/s (many)
     limit_share: float | None = None  # rate / the limit's rate in this run
+    peak_share: float | None = None  # float batches: rate / the FMA peak in this run
     peak_bytes: int | None = None  # what prepare + one search add, in a process of its own
     note: str = ""
 
@@ -88,6 +92,11 @@ def run_scenario(scenario: Scenario, threads: int, rounds: int,
         searches[LIMIT] = probe
         results[LIMIT] = Result(scenario.name, limit_name)
         probe()
+    peak = fma_peak_probe(threads) if float_batch else None
+    if peak is not None:
+        searches[PEAK] = peak[0]
+        results[PEAK] = Result(scenario.name, f"{PEAK_NAME} ({capabilities()['isa']})")
+        peak[0]()
     times: dict[str, list[float]] = {name: [] for name in searches}
     times.update({name: [seconds] for name, seconds in slow.items()})
     for _ in range(rounds):
@@ -97,9 +106,15 @@ def run_scenario(scenario: Scenario, threads: int, rounds: int,
         median = statistics.median(samples)
         results[name].seconds = median
         results[name].rate = limit_rate(scenario, data, median)
-    limit = results.get(LIMIT)
+    peak_seconds = results[PEAK].seconds if PEAK in results else None
+    if peak is not None and peak_seconds:
+        results[PEAK].rate = peak[1] / peak_seconds / 1e9
+    limit, fma = results.get(LIMIT), results.get(PEAK)
     for result in results.values():
-        if limit is not None and limit.rate and result.rate:
+        if limit is not None and limit.rate and result.rate and result is not fma:
             result.limit_share = result.rate / limit.rate
-    ordered = [results[LIMIT]] if LIMIT in results else []
+        if fma is not None and fma.rate and result.rate:
+            result.peak_share = result.rate / fma.rate
+    ordered = [results[row] for row in (LIMIT, PEAK) if row in results]
     return ordered + [results[name] for name in libraries]
+

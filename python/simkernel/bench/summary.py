@@ -18,8 +18,8 @@ def _mib(peak: int | None) -> str:
 
 def table(runs: list[tuple[Scenario, list[Result]]]) -> list[str]:
     lines = ["| scenario | simkernel ms | vs numpy | fastest peer ms (its time / ours) | "
-             "% of limit | Index ms | avx2 ms | peak MiB: simkernel / that peer |",
-             "| --- | ---: | ---: | --- | ---: | ---: | ---: | --- |"]
+             "% of limit | % of FMA peak | Index ms | avx2 ms | peak MiB: simkernel / that peer |",
+             "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- |"]
     for scenario, results in runs:
         by_name = {r.library: r for r in results if r.library in LIBRARIES}
         ours = by_name.get("simkernel")
@@ -36,9 +36,11 @@ def table(runs: list[tuple[Scenario, list[Result]]]) -> list[str]:
             if best.recall is not None and best.recall < 0.999:
                 peer += f", recall {best.recall:.2f}"
         share = "" if ours.limit_share is None else f"{100 * ours.limit_share:.0f}%"
+        of_peak = "" if ours.peak_share is None else f"{100 * ours.peak_share:.0f}%"
         index, avx2 = by_name.get("simkernel-index"), by_name.get("simkernel-avx2")
         peaks = f"{_mib(ours.peak_bytes)} / {_mib(best.peak_bytes) if best else ''}"
         lines.append(f"| {scenario.name} | {_ms(ours.seconds)} | {speedup} | {peer} | {share} | "
+                     f"{of_peak} | "
                      f"{_ms(index.seconds if index else None)} | "
                      f"{_ms(avx2.seconds if avx2 else None)} | {peaks} |")
     return lines
