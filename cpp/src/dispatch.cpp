@@ -139,6 +139,10 @@ std::vector<Kernels> complete_tables() {
         table.widen_i8 = from.widen_i8;
         table.widen_bits = from.widen_bits;
       }
+      if (table.batch_dot_i8 == nullptr) {
+        table.batch_dot_i8 = from.batch_dot_i8;
+        table.batch_i8_group = from.batch_i8_group;
+      }
     }
     tables.push_back(table);
   }

@@ -210,6 +210,98 @@ void int8_tile(const Tile& t) {
   int8_corpus_norms(t, int8_sqnorm);
 }
 
+// int8 batches as a broadcast tile, the integer twin of batch_tile: each
+// register holds four dimensions of 16 queries (the driver packs them,
+// biased to unsigned), each row's four bytes of those dimensions are
+// broadcast, and vpdpbusd sums (q + 128) . c into the lanes, so no
+// horizontal sums. 128 sum(c), per row, is taken off at the end: exact for
+// every int8 value. 12 rows x 32 queries: 24 accumulators, 2 query
+// registers, 1 broadcast of the 32 ZMM registers; per 4 dimensions 14
+// loads feed 24 vpdpbusd.
+constexpr int kI8Rows = 12;
+constexpr std::size_t kI8Group = 32;
+
+// Bytes [4k, 4k + 4) of a row as one 32-bit lane; the bytes past `dim` of
+// the last group of four are 0 (and not read), so they add nothing.
+std::int32_t four_bytes(const std::int8_t* c, std::size_t k, std::size_t dim) {
+  std::int32_t v = 0;
+  std::memcpy(&v, c + 4 * k, std::min<std::size_t>(4, dim - 4 * k));
+  return v;
+}
+
+template <int NR>
+void dot_i8_batch_block(const Tile& t, std::size_t g, std::size_t j0, const std::int32_t* row_sums,
+                        std::int32_t* scores) {
+  const auto* group = row<std::uint8_t>(t.queries, t.query_stride, g);
+  const char* base = static_cast<const char*>(t.corpus) + static_cast<std::ptrdiff_t>(j0) * t.corpus_stride;
+  const std::ptrdiff_t stride = t.corpus_stride;
+  const std::size_t full = t.dim / 4, quads = (t.dim + 3) / 4;
+  __m512i acc[NR * 2];
+#pragma GCC unroll 64
+  for (int a = 0; a < NR * 2; ++a) acc[a] = _mm512_setzero_si512();
+  auto step = [&](std::size_t k, auto load_row) {
+    __m512i q0 = _mm512_loadu_si512(group + k * 4 * kI8Group);
+    __m512i q1 = _mm512_loadu_si512(group + k * 4 * kI8Group + 64);
+    for (int r = 0; r < NR; ++r) {
+      __m512i b = _mm512_set1_epi32(load_row(reinterpret_cast<const std::int8_t*>(base + r * stride)));
+      acc[2 * r] = _mm512_dpbusd_epi32(acc[2 * r], q0, b);
+      acc[2 * r + 1] = _mm512_dpbusd_epi32(acc[2 * r + 1], q1, b);
+    }
+  };
+  for (std::size_t k = 0; k < full; ++k) {
+    step(k, [k](const std::int8_t* c) {
+      std::int32_t v;
+      std::memcpy(&v, c + 4 * k, 4);
+      return v;
+    });
+  }
+  if (full < quads) step(full, [full, &t](const std::int8_t* c) { return four_bytes(c, full, t.dim); });
+  alignas(64) std::int32_t lanes[NR][kI8Group];
+#pragma GCC unroll 64
+  for (int r = 0; r < NR; ++r) {
+    _mm512_store_si512(lanes[r], acc[2 * r]);
+    _mm512_store_si512(lanes[r] + 16, acc[2 * r + 1]);
+  }
+  std::size_t first = g * kI8Group;
+  std::size_t valid = std::min(kI8Group, t.query_count - first);
+  for (std::size_t l = 0; l < valid; ++l) {
+    std::int32_t* out = scores + (first + l) * t.corpus_count + j0;
+    for (int r = 0; r < NR; ++r) out[r] = lanes[r][l] - 128 * row_sums[r];
+  }
+}
+
+template <int NR>
+void dot_i8_batch_rest(const Tile& t, std::size_t groups, std::size_t j0, std::size_t rest,
+                       const std::int32_t* row_sums, std::int32_t* scores) {
+  if constexpr (NR > 0) {
+    if (rest != NR) return dot_i8_batch_rest<NR - 1>(t, groups, j0, rest, row_sums, scores);
+    for (std::size_t g = 0; g < groups; ++g) dot_i8_batch_block<NR>(t, g, j0, row_sums, scores);
+  }
+}
+
+// Rows outermost, in runs of up to 252 (21 register tiles) whose byte sums
+// are found once for every group.
+void batch_dot_i8(const Tile& t) {
+  constexpr std::size_t kRun = 21 * kI8Rows;
+  std::int32_t row_sums[kRun];
+  auto* scores = static_cast<std::int32_t*>(t.scores);
+  std::size_t groups = (t.query_count + kI8Group - 1) / kI8Group;
+  for (std::size_t j0 = 0; j0 < t.corpus_count; j0 += kRun) {
+    std::size_t n = std::min(kRun, t.corpus_count - j0);
+    for (std::size_t j = 0; j < n; ++j) {
+      row_sums[j] = int8_sum(row<std::int8_t>(t.corpus, t.corpus_stride, j0 + j), t.dim);
+    }
+    std::size_t j = 0;
+    for (; j + kI8Rows <= n; j += kI8Rows) {
+      for (std::size_t g = 0; g < groups; ++g) {
+        dot_i8_batch_block<kI8Rows>(t, g, j0 + j, row_sums + j, scores);
+      }
+    }
+    dot_i8_batch_rest<kI8Rows - 1>(t, groups, j0 + j, n - j, row_sums + j, scores);
+  }
+  int8_corpus_norms(t, int8_sqnorm);
+}
+
 // NQ queries against one corpus row: each 64 bytes of the row are loaded once
 // for all of them (only a last partial step masked) and the differing bits
 // counted per 64-bit lane with VPOPCNTQ.
@@ -254,6 +346,6 @@ void hamming_tile(const Tile& t) {
 }  // namespace
 
 constexpr Kernels kernels =
-    simd_kernels<FloatVector>(int8_tile<false>, int8_tile<true>, hamming_tile);
+    simd_kernels<FloatVector>(int8_tile<false>, int8_tile<true>, hamming_tile, batch_dot_i8, kI8Group);
 
 }  // namespace simkernel::avx512

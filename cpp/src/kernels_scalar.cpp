@@ -223,6 +223,8 @@ constexpr Kernels kernels = {
     nullptr,  // widen_f16
     nullptr,  // widen_i8
     nullptr,  // widen_bits
+    nullptr,  // batch_dot_i8
+    0,  // batch_i8_group
 };
 
 }  // namespace simkernel::scalar

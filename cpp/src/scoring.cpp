@@ -78,12 +78,36 @@ const void* row_at(const Matrix& m, std::size_t i) {
 
 BatchQueries pack_batch_queries(const Problem& p, const Kernels& kernels) {
   BatchQueries batch;
+  if (p.pair == Pair::i8_i8) {
+    // Exact dot products feed dot and cosine; int8 distances keep their
+    // own exact kernel.
+    bool dots = p.metric == Metric::dot || p.metric == Metric::cosine;
+    if (dots && kernels.batch_dot_i8 != nullptr && p.queries.rows >= kBatchQueries) {
+      batch.group = kernels.batch_i8_group;
+      batch.int8 = true;
+      batch.codes = pack_int8_groups(p.queries, p.dim, batch.group);
+    }
+    return batch;
+  }
   bool rows_fit = p.pair == Pair::f32_f32 ||
                   (widen_for(kernels, p.pair) != nullptr && p.dim <= kMaxWidenedDim);
   if (!rows_fit || kernels.batch_f32 == nullptr || p.queries.rows < kBatchQueries) return batch;
   batch.group = kernels.batch_group;
   batch.data = pack_query_groups(p.queries, p.dim, batch.group);
   return batch;
+}
+
+std::vector<std::uint8_t> pack_int8_groups(const Matrix& queries, std::size_t dim,
+                                           std::size_t group) {
+  std::size_t groups = (queries.rows + group - 1) / group, quads = (dim + 3) / 4;
+  // 0x80 is a biased 0: padding dimensions and queries add nothing.
+  std::vector<std::uint8_t> packed(groups * group * 4 * quads, 0x80);
+  for (std::size_t i = 0; i < queries.rows; ++i) {
+    const auto* q = static_cast<const std::uint8_t*>(row_at(queries, i));
+    std::uint8_t* out = packed.data() + (i / group) * group * 4 * quads + (i % group) * 4;
+    for (std::size_t d = 0; d < dim; ++d) out[(d / 4) * group * 4 + d % 4] = q[d] ^ 0x80u;
+  }
+  return packed;
 }
 
 std::vector<float> pack_query_groups(const Matrix& queries, std::size_t dim, std::size_t group) {
@@ -101,7 +125,9 @@ TileScorer::TileScorer(const Problem& p, const Kernels& kernels, const BatchQuer
                        const std::vector<double>& query_norm2)
     : p_(p),
       batch_(batch),
-      kernel_(batch.group != 0 ? kernels.batch_f32 : kernel_for(kernels, p.pair, p.metric)),
+      kernel_(batch.int8            ? kernels.batch_dot_i8
+              : batch.group != 0  ? kernels.batch_f32
+                                  : kernel_for(kernels, p.pair, p.metric)),
       widen_(batch.group != 0 ? widen_for(kernels, p.pair) : nullptr),
       widened_(widen_ != nullptr ? kCorpusBlock * p.dim : 0),
       integer_in_(integer_pair(p.pair)),
@@ -126,7 +152,11 @@ bool TileScorer::score(std::size_t q0, std::size_t nq, const void* corpus,
                             : static_cast<void*>(norms_f_.data());
   Tile tile{row_at(p_.queries, q0), p_.queries.row_stride, nq, corpus,
             corpus_stride, nc, p_.dim, raw, new_norms ? norms : nullptr};
-  if (batch_.group != 0) {
+  if (batch_.int8) {
+    std::size_t group_bytes = batch_.group * 4 * ((p_.dim + 3) / 4);
+    tile.queries = batch_.codes.data() + q0 / batch_.group * group_bytes;  // q0 starts a group
+    tile.query_stride = static_cast<std::ptrdiff_t>(group_bytes);
+  } else if (batch_.group != 0) {
     tile.queries = batch_.data.data() + q0 * p_.dim;  // q0 starts a group
     tile.query_stride = static_cast<std::ptrdiff_t>(batch_.group * p_.dim * sizeof(float));
   }
@@ -250,7 +280,7 @@ bool query_norms(const Problem& p, const Kernels& kernels, const BatchQueries& b
                  std::vector<double>* norms) {
   if (p.metric != Metric::cosine && !uses_norms(p.pair, p.metric)) return true;
   norms->resize(p.queries.rows);
-  if (batch.group != 0) {
+  if (batch.group != 0 && !batch.int8) {
     // Each group against its own queries as corpus rows: the diagonal of
     // that tile is the queries' norms in the batch kernel's shape.
     std::vector<float> tile(batch.group * batch.group);

@@ -33,12 +33,16 @@ constexpr std::size_t kMaxWidenedDim = 4096;
 
 const void* row_at(const Matrix& m, std::size_t i);
 
-// A call's queries packed for the batch kernel: groups of `group` queries,
-// each dimension-major (group * dim floats, the last group zero-padded).
-// group is 0 when the call does not take the batch kernel.
+// A call's queries packed for a batch kernel: groups of `group` queries,
+// float32 ones for batch_f32 in `data` (each group dimension-major, group *
+// dim floats, the last group zero-padded), int8 ones for batch_dot_i8 in
+// `codes` (the layout of kernels.hpp). group is 0 when the call takes
+// neither.
 struct BatchQueries {
   std::size_t group = 0;
+  bool int8 = false;  // which of the two
   std::vector<float> data;
+  std::vector<std::uint8_t> codes;
 };
 
 // The batch packing of p's queries when p takes the batch kernel.
@@ -46,6 +50,10 @@ BatchQueries pack_batch_queries(const Problem& p, const Kernels& kernels);
 
 // float32 rows packed in groups of `group` (the layout above).
 std::vector<float> pack_query_groups(const Matrix& queries, std::size_t dim, std::size_t group);
+
+// int8 rows packed in groups of `group` for batch_dot_i8.
+std::vector<std::uint8_t> pack_int8_groups(const Matrix& queries, std::size_t dim,
+                                           std::size_t group);
 
 // Turns kernel tiles into the metric's values, flags non-finite ones. Scores
 // are rounded to the output type here, so ranking ties are exactly the ties a

@@ -532,12 +532,13 @@ std::int64_t hamming_words(const std::uint8_t* a, const std::uint8_t* b, std::si
 // An ISA's table (positional, in the order of Kernels' members): the float
 // kernels are the shared bodies over V; the integer ones are the ISA's own.
 template <typename V>
-constexpr Kernels simd_kernels(TileKernel dot_i8, TileKernel sqeuclidean_i8, TileKernel hamming) {
+constexpr Kernels simd_kernels(TileKernel dot_i8, TileKernel sqeuclidean_i8, TileKernel hamming,
+                               TileKernel batch_dot_i8 = nullptr, std::size_t batch_i8_group = 0) {
   return {float_tile<V, float>,         float_tile<V, std::uint16_t>, float_tile<V, std::int8_t>,
           widened_bits_tile<V>,         dot_i8,                       sqeuclidean_i8,
           hamming,                      batch_tile<V>,                stream_sum<V>,
           fma_chains<V>,                V::kBatchVectors * V::kLanes, widen_rows<V, std::uint16_t>, widen_rows<V, std::int8_t>,
-          widen_bit_rows<V>};
+          widen_bit_rows<V>,            batch_dot_i8,                 batch_i8_group};
 }
 
 }  // namespace

@@ -335,6 +335,39 @@ void check_batch_shape(const char* isa, const Kernels& wide, std::size_t nq, std
   }
 }
 
+// The int8 batch kernel is exact: every pair's dot product and every row's
+// squared norm equal the integer sums, for every int8 value (fill() draws
+// -128 and 127 too), any dimension and any place in the tile.
+void check_int8_batch(const char* isa, const Kernels& wide, std::size_t nq, std::size_t nc,
+                      std::size_t dim, std::mt19937& rng) {
+  Rows q = make_rows(Elem::i8, nq, dim, 0, false, rng);
+  Rows x = make_rows(Elem::i8, nc, dim, 5, nc % 2 == 1, rng);
+  std::vector<std::uint8_t> packed =
+      detail::pack_int8_groups(Matrix{q.first, q.stride, nq}, dim, wide.batch_i8_group);
+  std::ptrdiff_t group_bytes = static_cast<std::ptrdiff_t>(wide.batch_i8_group * 4 * ((dim + 3) / 4));
+  std::vector<std::int32_t> scores(nq * nc), norms(nc);
+  wide.batch_dot_i8(Tile{packed.data(), group_bytes, nq, x.first, x.stride, nc, dim, scores.data(),
+                         norms.data()});
+  auto at = [](const Rows& r, std::size_t i) {
+    return static_cast<const std::int8_t*>(r.first) + static_cast<std::ptrdiff_t>(i) * r.stride;
+  };
+  bool same = true;
+  for (std::size_t j = 0; j < nc; ++j) {
+    std::int64_t norm = 0;
+    for (std::size_t d = 0; d < dim; ++d) norm += at(x, j)[d] * at(x, j)[d];
+    same = same && norms[j] == norm;
+    for (std::size_t i = 0; i < nq; ++i) {
+      std::int64_t dot = 0;
+      for (std::size_t d = 0; d < dim; ++d) dot += at(q, i)[d] * at(x, j)[d];
+      same = same && scores[i * nc + j] == dot;
+    }
+  }
+  ++checks;
+  if (!same && ++failures <= 20) {
+    std::printf("FAILED %s batch_dot_i8 (%zu x %zu, dim=%zu)\n", isa, nq, nc, dim);
+  }
+}
+
 // The widening that feeds the batch kernel gives exactly the values every
 // kernel scores a row as.
 void check_widening(const char* isa, Elem e, WidenKernel widen,
@@ -412,6 +445,11 @@ void test_kernels(const char* label, const Kernels& wide) {
       }
     }
     for (std::size_t dim : {1, 3, 7, 8, 9, 16, 17, 33, 100, 384}) {
+      if (wide.batch_dot_i8 != nullptr) {
+        for (std::size_t nq : {1, 5, 32, 33, 64}) {
+          for (std::size_t nc : {1, 5, 12, 13, 30, 260}) check_int8_batch(label, wide, nq, nc, dim, rng);
+        }
+      }
       check_widening(label, Elem::f16, wide.widen_f16, dim, rng);
       check_widening(label, Elem::i8, wide.widen_i8, dim, rng);
       check_widening(label, Elem::bits, wide.widen_bits, dim, rng);

@@ -73,6 +73,13 @@ struct Kernels {
   WidenKernel widen_f16;
   WidenKernel widen_i8;
   WidenKernel widen_bits;
+  // Many int8 queries x int8 rows, exact int32 dot products (with int32
+  // corpus norms on request), the queries packed in groups of
+  // batch_i8_group: four consecutive dimensions of a query per 32-bit lane,
+  // each byte biased to unsigned (XOR 0x80), zero-padded (docs/architecture.md).
+  // Null where the ISA has none: calls then take dot_i8.
+  TileKernel batch_dot_i8;
+  std::size_t batch_i8_group;
 };
 
 // Each ISA file defines its table as constant data that the compiler lays out
