@@ -288,3 +288,23 @@ def test_native_puts_a_vector_at_distance_zero_from_itself(isa, rng, metric, dty
     corpus = rng.standard_normal((300, 37)).astype(dtype)
     scores, indices = sk.topk(corpus[:queries].astype(np.float32), corpus, k=1, metric=metric)
     assert (scores[:, 0] == 0).all() and indices[:, 0].tolist() == list(range(queries))
+
+
+@pytest.mark.parametrize("queries", [1, 40])  # both sides of the batch threshold
+def test_l2_topk_keeps_ties_of_the_rounded_roots(isa, rng, queries):
+    # Rows (1, y) with tiny y have squared distances 1 + a few ulps from the
+    # origin, and distinct squares round to one root: top-k (which takes
+    # roots only of squares that can enter) must rank exactly as the rooted
+    # scores do, ties to the lower row.
+    corpus = np.zeros((500, 2), dtype=np.float32)
+    corpus[:, 0] = 1
+    corpus[:, 1] = rng.uniform(0, 1e-3, 500).astype(np.float32)
+    q = np.zeros((queries, 2), dtype=np.float32)
+    distances = sk.cdist(q, corpus, metric="l2")
+    squares = sk.cdist(q, corpus, metric="sqeuclidean")
+    assert (np.unique(distances[0]).size < np.unique(squares[0]).size)  # roots do collide
+    got = sk.topk(q, corpus, k=60, metric="l2")
+    for i in range(queries):
+        order = np.lexsort((np.arange(500), distances[i]))[:60]
+        np.testing.assert_array_equal(got.indices[i], order)
+        np.testing.assert_array_equal(got.scores[i], distances[i, order])

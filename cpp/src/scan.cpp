@@ -78,12 +78,14 @@ class Blocks {
 // A corpus scan packs its queries for the batch kernel when the call is
 // large enough; a candidate walk scores one pair at a time and never does.
 struct Run {
-  Run(const Problem& p, unsigned workers, bool batch) {
+  Run(const Problem& p, unsigned workers, bool batch, bool squares) {
     const Kernels& kernels = active_kernels();
     if (batch) batch_queries = pack_batch_queries(p, kernels);
     finite = query_norms(p, kernels, batch_queries, &norms);
     scorers.reserve(workers);
-    for (unsigned w = 0; w < workers; ++w) scorers.emplace_back(p, kernels, batch_queries, norms);
+    for (unsigned w = 0; w < workers; ++w) {
+      scorers.emplace_back(p, kernels, batch_queries, norms, squares);
+    }
   }
 
   // Whether worker `worker` must stop now; a non-finite score stops everyone.
@@ -107,7 +109,7 @@ ScoredTile scored(const TileScorer& scorer, std::size_t q0, std::size_t nq, std:
                   const std::int64_t* rows, std::size_t nc) {
   bool integer = scorer.integer_output();
   return {q0, nq, first_row, rows, nc, integer ? nullptr : scorer.float_scores(),
-          integer ? scorer.int_scores() : nullptr};
+          integer ? scorer.int_scores() : nullptr, scorer.squared_output()};
 }
 
 }  // namespace
@@ -125,7 +127,7 @@ Status scan_corpus(const Problem& p, Sink& sink, unsigned threads, StopFlag& sto
   std::size_t blocks_per_slice = ceil_div(blocks.count(), slices);
   slices = ceil_div(blocks.count(), blocks_per_slice);
   unsigned workers = worker_count(slices, threads);
-  Run run(p, workers, true);
+  Run run(p, workers, true, sink.takes_squares());
   if (!run.finite) return Status::non_finite;
 
   std::size_t chunk_size = std::min(nq, sink.query_chunk());
@@ -162,7 +164,7 @@ Status scan_candidates(const Problem& p, const std::int64_t* candidates,
   if (nq == 0) return Status::ok;
   std::size_t chunk_size = std::min(nq, sink.query_chunk());
   unsigned workers = worker_count(chunk_size, threads);
-  Run run(p, workers, false);
+  Run run(p, workers, false, false);
   if (!run.finite) return Status::non_finite;
   // Each worker gathers one query's scores and rows, then hands them to the
   // sink as one tile; the buffers are sized here, so workers never allocate.

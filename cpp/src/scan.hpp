@@ -16,7 +16,8 @@ namespace simkernel::detail {
 // nc corpus rows: rows first_row, first_row + 1, ... when `rows` is null (a
 // block scan: rows arrive in increasing order per worker), else rows[0..nc)
 // (candidates: any order). Row-major nq x nc; exactly one of f32 and i32 is
-// set, by the pair and metric (integer_scores).
+// set, by the pair and metric (integer_scores). `squared`: f32 holds the
+// squares of float l2 distances, for a sink that asked for them.
 struct ScoredTile {
   std::size_t q0;
   std::size_t nq;
@@ -25,6 +26,7 @@ struct ScoredTile {
   std::size_t nc;
   const float* f32;
   const std::int32_t* i32;
+  bool squared = false;
 };
 
 class Sink {
@@ -33,6 +35,9 @@ class Sink {
   // Queries handled per pass over the corpus (so per-query state stays
   // bounded); every query at once by default.
   virtual std::size_t query_chunk() const { return static_cast<std::size_t>(-1); }
+  // Whether the sink takes float l2 block scores as squares and roots only
+  // what it keeps (top-k: a square root per kept score, not per score).
+  virtual bool takes_squares() const { return false; }
   // Before a chunk [q0, q0 + nq) is scanned, on the calling thread, with
   // `workers` the number of workers that may call take.
   virtual void begin(std::size_t q0, std::size_t nq, unsigned workers) = 0;

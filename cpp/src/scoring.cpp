@@ -122,7 +122,7 @@ std::vector<float> pack_query_groups(const Matrix& queries, std::size_t dim, std
 }
 
 TileScorer::TileScorer(const Problem& p, const Kernels& kernels, const BatchQueries& batch,
-                       const std::vector<double>& query_norm2)
+                       const std::vector<double>& query_norm2, bool squares)
     : p_(p),
       batch_(batch),
       kernel_(batch.int8            ? kernels.batch_dot_i8
@@ -133,6 +133,7 @@ TileScorer::TileScorer(const Problem& p, const Kernels& kernels, const BatchQuer
       integer_in_(integer_pair(p.pair)),
       integer_out_(integer_scores(p.pair, p.metric)),
       corpus_norms_(uses_norms(p.pair, p.metric)),
+      squared_out_(squares && p.metric == Metric::l2 && !integer_in_),
       query_norm2_(query_norm2),
       raw_f_(integer_in_ ? 0 : kQueryBlock * kCorpusBlock),
       raw_i_(integer_in_ ? kQueryBlock * kCorpusBlock : 0),
@@ -241,7 +242,7 @@ void TileScorer::finish_float(std::size_t q0, std::size_t nq, std::size_t nc) {
         v = std::max(query_norm2 + norms_f_[j] - 2.0f * v, 0.0f);
       }
     }
-    if (p_.metric == Metric::l2) {
+    if (p_.metric == Metric::l2 && !squared_out_) {
       for (std::size_t a = 0; a < nq * nc; ++a) s[a] = std::sqrt(s[a]);
     }
   } else if (p_.metric == Metric::cosine) {

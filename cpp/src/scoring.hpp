@@ -60,10 +60,12 @@ std::vector<std::uint8_t> pack_int8_groups(const Matrix& queries, std::size_t di
 // caller sees.
 class TileScorer {
  public:
+  // With `squares`, float l2 scores are left squared (squared_output()).
   TileScorer(const Problem& p, const Kernels& kernels, const BatchQueries& batch,
-             const std::vector<double>& query_norm2);
+             const std::vector<double>& query_norm2, bool squares = false);
 
   bool integer_output() const { return integer_out_; }
+  bool squared_output() const { return squared_out_; }
   const std::int32_t* int_scores() const { return raw_i_.data(); }
   const float* float_scores() const { return integer_in_ ? out_f_.data() : raw_f_.data(); }
 
@@ -89,6 +91,7 @@ class TileScorer {
   bool integer_in_;
   bool integer_out_;
   bool corpus_norms_;
+  bool squared_out_;
   const std::vector<double>& query_norm2_;
   std::vector<float> raw_f_;
   std::vector<std::int32_t> raw_i_;

@@ -30,6 +30,7 @@ class TopKSink : public detail::Sink {
         scores_(scores), indices_(indices) {}
 
   std::size_t query_chunk() const override { return kQueryChunk; }
+  bool takes_squares() const override { return true; }
 
   void begin(std::size_t q0, std::size_t nq, unsigned workers) override {
     // Each heap reserves its k entries here, on the calling thread, so the
@@ -49,7 +50,11 @@ class TopKSink : public detail::Sink {
       const std::int32_t* n = t.i32 ? t.i32 + i * t.nc : nullptr;
       if (t.rows == nullptr) {
         const std::uint8_t* allowed = allowed_of(t.q0 + i);
-        if (f) detail::offer(f, t.nc, t.first_row, metric_, allowed, heap);
+        if (f && t.squared) {
+          detail::offer_square_roots(f, t.nc, t.first_row, allowed, heap);
+        } else if (f) {
+          detail::offer(f, t.nc, t.first_row, metric_, allowed, heap);
+        }
         if (n) detail::offer(n, t.nc, t.first_row, metric_, allowed, heap);
       } else {
         // Candidates come in any row order: a key equal to the bar may still

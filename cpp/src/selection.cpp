@@ -1,6 +1,7 @@
 #include "selection.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
 namespace simkernel::detail {
@@ -48,6 +49,33 @@ void offer_any(const Score* scores, std::size_t count, std::size_t first_row, Me
 }
 
 }  // namespace
+
+void offer_square_roots(const float* squares, std::size_t count, std::size_t first_row,
+                        const std::uint8_t* allowed, TopK& heap) {
+  constexpr std::size_t kChunk = 32;
+  for (std::size_t start = 0; start < count; start += kChunk) {
+    std::size_t end = std::min(count, start + kChunk);
+    if (heap.full()) {
+      // A root below the bar b (a float) means a square below b^2 (in
+      // reals: sqrt rounds to nearest, so sqrt(s) < b needs s < b^2). b^2
+      // is exact in double; rounded up to float it is a test that misses
+      // no square that can enter.
+      double b = -heap.bar();
+      double b2 = b * b;
+      auto limit = static_cast<float>(b2);
+      if (static_cast<double>(limit) < b2) limit = std::nextafter(limit, HUGE_VALF);
+      int hits = 0;
+      for (std::size_t j = start; j < end; ++j) hits += squares[j] <= limit;
+      if (hits == 0) continue;
+    }
+    for (std::size_t j = start; j < end; ++j) {
+      double key = -static_cast<double>(std::sqrt(squares[j]));
+      if (key > heap.bar() && allowed_row(allowed, first_row + j)) {
+        heap.push({key, static_cast<std::int64_t>(first_row + j)});
+      }
+    }
+  }
+}
 
 bool better(const Entry& a, const Entry& b) {
   return a.key > b.key || (a.key == b.key && a.index < b.index);

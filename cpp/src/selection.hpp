@@ -58,6 +58,13 @@ void offer(const float* scores, std::size_t count, std::size_t first_row, Metric
 void offer(const std::int32_t* scores, std::size_t count, std::size_t first_row, Metric metric,
            const std::uint8_t* allowed, TopK& heap);
 
+// offer of l2 distances given as their squares: the square root (the l2
+// score exactly as the scorer would round it) is taken only of squares
+// that can beat the bar, so a search roots about k scores per query, not
+// one per row, and keeps exactly what offering the roots would keep.
+void offer_square_roots(const float* squares, std::size_t count, std::size_t first_row,
+                        const std::uint8_t* allowed, TopK& heap);
+
 // Writes the first k of `entries` (best first) as row `query` of the
 // results; when there are fewer, the rest is padding: index -1, score NaN
 // (or 0 for int32 scores).
