@@ -268,15 +268,19 @@ double stream_sum_binding(const py::array_t<float, py::array::c_style>& data, in
   return sum;
 }
 
-double fma_peak_binding(std::size_t steps, int threads) {
+// A compute probe run on `threads` workers, without the GIL.
+double peak_binding(double (*peak)(std::size_t, unsigned), std::size_t steps, int threads) {
   unsigned workers = check_threads(threads);
-  double flops = 0;
+  double done = 0;
   run_without_gil([&](StopFlag&) {
-    flops = fma_peak(steps, workers);
+    done = peak(steps, workers);
     return Status::ok;
   });
-  return flops;
+  return done;
 }
+
+double fma_peak_binding(std::size_t steps, int threads) { return peak_binding(fma_peak, steps, threads); }
+double int8_peak_binding(std::size_t steps, int threads) { return peak_binding(int8_peak, steps, threads); }
 
 // The registry as Python reads it: one dict per row, in order of preference.
 py::list isas_binding() {
@@ -338,6 +342,10 @@ PYBIND11_MODULE(_core, m) {
         "Runs the active ISA's independent FMA chains for `steps` rounds on "
         "each thread and returns the float operations done (the benchmark's "
         "compute-peak probe).");
+  m.def("int8_peak", &int8_peak_binding, py::arg("steps"), py::arg("threads"),
+        "Runs the active ISA's int8 multiply-add chains for `steps` rounds on "
+        "each thread and returns the multiply-adds done (the benchmark's "
+        "int8 peak probe).");
   m.def("isas", &isas_binding);
   m.def("capabilities", &capabilities_binding);
   m.def("select_isa", &select_isa_binding, py::arg("name"));

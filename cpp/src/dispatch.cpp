@@ -131,6 +131,7 @@ std::vector<Kernels> complete_tables() {
       }
       if (table.stream_sum == nullptr) table.stream_sum = from.stream_sum;
       if (table.fma_chains == nullptr) table.fma_chains = from.fma_chains;
+      if (table.int8_chains == nullptr) table.int8_chains = from.int8_chains;
       if (table.batch_f32 == nullptr) {
         // with the group size it packs for and the widening that feeds it
         table.batch_f32 = from.batch_f32;
@@ -142,6 +143,7 @@ std::vector<Kernels> complete_tables() {
       if (table.batch_dot_i8 == nullptr) {
         table.batch_dot_i8 = from.batch_dot_i8;
         table.batch_i8_group = from.batch_i8_group;
+        table.batch_i8_bias = from.batch_i8_bias;
       }
     }
     tables.push_back(table);

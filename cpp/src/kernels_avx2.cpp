@@ -259,9 +259,20 @@ void hamming_tile(const Tile& t) {
                                      static_cast<std::int32_t*>(t.scores));
 }
 
+// The int8 peak: Int8Block's 4 x 3 accumulators as chains of DotI8's step
+// (vpmaddwd + vpaddd, 16 multiply-adds).
+struct MaddChain {
+  using Reg = __m256i;
+  static constexpr int kChains = 12;
+  static constexpr int kMacs = 16;
+  static Reg splat(std::int32_t x) { return _mm256_set1_epi32(x); }
+  static Reg chain_step(Reg acc, Reg zero) { return DotI8::step(acc, zero, acc); }
+  static std::int32_t first_lane(Reg v) { return _mm256_cvtsi256_si32(v); }
+};
+
 }  // namespace
 
 constexpr Kernels kernels = simd_kernels<FloatVector>(int8_tile<DotI8>, int8_tile<SquaredDistanceI8>,
-                                                      hamming_tile);
+                                                      hamming_tile, int8_chains<MaddChain>);
 
 }  // namespace simkernel::avx2

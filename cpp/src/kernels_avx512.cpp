@@ -104,6 +104,21 @@ struct FloatVector {
 // c . q + 128 sum(q), and 128 sum(q), known per query, is taken off at the
 // end: exact for every int8 value, -128 included, and |sums| stay below 2^31
 // for rows up to 32,768 long.
+// acc + each lane's four products of unsigned bytes of a by signed bytes of
+// b (vpdpbusd). GCC 12 compiles the intrinsic with a copy of the
+// accumulator around each instruction and the others spilled to the stack
+// (25 stack stores in the batch tile's inner loop, where 24 accumulators fit
+// the registers), so GCC-compatible compilers take it as inline assembly with
+// the accumulator tied to the output; others the intrinsic.
+__m512i dpbusd(__m512i acc, __m512i a, __m512i b) {
+#if defined(__GNUC__)
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+  return acc;
+#else
+  return _mm512_dpbusd_epi32(acc, a, b);
+#endif
+}
+
 __m512i load_i8(const std::int8_t* p, std::size_t n) {
   return n >= 64 ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(first64(n), p);
 }
@@ -129,7 +144,7 @@ struct DotI8Block {
       for (int j = 0; j < NC; ++j) cv[j] = _mm512_xor_si512(load_i8(c[j] + l, n), flip);
       for (int i = 0; i < NQ; ++i) {
         __m512i qv = load_i8(q[i] + l, n);
-        for (int j = 0; j < NC; ++j) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], cv[j], qv);
+        for (int j = 0; j < NC; ++j) acc[i][j] = dpbusd(acc[i][j], cv[j], qv);
       }
     }
     for (int i = 0; i < NQ; ++i) {
@@ -144,7 +159,7 @@ struct DotI8Block {
 std::int32_t int8_sum(const std::int8_t* p, std::size_t dim) {
   const __m512i ones = _mm512_set1_epi8(1);
   __m512i acc = _mm512_setzero_si512();
-  for (std::size_t l = 0; l < dim; l += 64) acc = _mm512_dpbusd_epi32(acc, ones, load_i8(p + l, dim - l));
+  for (std::size_t l = 0; l < dim; l += 64) acc = dpbusd(acc, ones, load_i8(p + l, dim - l));
   return _mm512_reduce_add_epi32(acc);
 }
 
@@ -156,8 +171,8 @@ std::int32_t int8_sqnorm(const std::int8_t* c, std::size_t dim) {
   __m512i squares = _mm512_setzero_si512(), sum = _mm512_setzero_si512();
   for (std::size_t l = 0; l < dim; l += 64) {
     __m512i v = load_i8(c + l, dim - l);
-    squares = _mm512_dpbusd_epi32(squares, _mm512_xor_si512(v, flip), v);
-    sum = _mm512_dpbusd_epi32(sum, ones, v);
+    squares = dpbusd(squares, _mm512_xor_si512(v, flip), v);
+    sum = dpbusd(sum, ones, v);
   }
   return _mm512_reduce_add_epi32(squares) - 128 * _mm512_reduce_add_epi32(sum);
 }
@@ -210,97 +225,24 @@ void int8_tile(const Tile& t) {
   int8_corpus_norms(t, int8_sqnorm);
 }
 
-// int8 batches as a broadcast tile, the integer twin of batch_tile: each
-// register holds four dimensions of 16 queries (the driver packs them,
-// biased to unsigned), each row's four bytes of those dimensions are
-// broadcast, and vpdpbusd sums (q + 128) . c into the lanes, so no
-// horizontal sums. 128 sum(c), per row, is taken off at the end: exact for
-// every int8 value. 12 rows x 32 queries: 24 accumulators, 2 query
-// registers, 1 broadcast of the 32 ZMM registers; per 4 dimensions 14
-// loads feed 24 vpdpbusd.
-constexpr int kI8Rows = 12;
-constexpr std::size_t kI8Group = 32;
-
-// Bytes [4k, 4k + 4) of a row as one 32-bit lane; the bytes past `dim` of
-// the last group of four are 0 (and not read), so they add nothing.
-std::int32_t four_bytes(const std::int8_t* c, std::size_t k, std::size_t dim) {
-  std::int32_t v = 0;
-  std::memcpy(&v, c + 4 * k, std::min<std::size_t>(4, dim - 4 * k));
-  return v;
-}
-
-template <int NR>
-void dot_i8_batch_block(const Tile& t, std::size_t g, std::size_t j0, const std::int32_t* row_sums,
-                        std::int32_t* scores) {
-  const auto* group = row<std::uint8_t>(t.queries, t.query_stride, g);
-  const char* base = static_cast<const char*>(t.corpus) + static_cast<std::ptrdiff_t>(j0) * t.corpus_stride;
-  const std::ptrdiff_t stride = t.corpus_stride;
-  const std::size_t full = t.dim / 4, quads = (t.dim + 3) / 4;
-  __m512i acc[NR * 2];
-#pragma GCC unroll 64
-  for (int a = 0; a < NR * 2; ++a) acc[a] = _mm512_setzero_si512();
-  auto step = [&](std::size_t k, auto load_row) {
-    __m512i q0 = _mm512_loadu_si512(group + k * 4 * kI8Group);
-    __m512i q1 = _mm512_loadu_si512(group + k * 4 * kI8Group + 64);
-    for (int r = 0; r < NR; ++r) {
-      __m512i b = _mm512_set1_epi32(load_row(reinterpret_cast<const std::int8_t*>(base + r * stride)));
-      acc[2 * r] = _mm512_dpbusd_epi32(acc[2 * r], q0, b);
-      acc[2 * r + 1] = _mm512_dpbusd_epi32(acc[2 * r + 1], q1, b);
-    }
-  };
-  for (std::size_t k = 0; k < full; ++k) {
-    step(k, [k](const std::int8_t* c) {
-      std::int32_t v;
-      std::memcpy(&v, c + 4 * k, 4);
-      return v;
-    });
-  }
-  if (full < quads) step(full, [full, &t](const std::int8_t* c) { return four_bytes(c, full, t.dim); });
-  alignas(64) std::int32_t lanes[NR][kI8Group];
-#pragma GCC unroll 64
-  for (int r = 0; r < NR; ++r) {
-    _mm512_store_si512(lanes[r], acc[2 * r]);
-    _mm512_store_si512(lanes[r] + 16, acc[2 * r + 1]);
-  }
-  std::size_t first = g * kI8Group;
-  std::size_t valid = std::min(kI8Group, t.query_count - first);
-  for (std::size_t l = 0; l < valid; ++l) {
-    std::int32_t* out = scores + (first + l) * t.corpus_count + j0;
-    for (int r = 0; r < NR; ++r) out[r] = lanes[r][l] - 128 * row_sums[r];
-  }
-}
-
-template <int NR>
-void dot_i8_batch_rest(const Tile& t, std::size_t groups, std::size_t j0, std::size_t rest,
-                       const std::int32_t* row_sums, std::int32_t* scores) {
-  if constexpr (NR > 0) {
-    if (rest != NR) return dot_i8_batch_rest<NR - 1>(t, groups, j0, rest, row_sums, scores);
-    for (std::size_t g = 0; g < groups; ++g) dot_i8_batch_block<NR>(t, g, j0, row_sums, scores);
-  }
-}
-
-// Rows outermost, in runs of up to 252 (21 register tiles) whose byte sums
-// are found once for every group.
-void batch_dot_i8(const Tile& t) {
-  constexpr std::size_t kRun = 21 * kI8Rows;
-  std::int32_t row_sums[kRun];
-  auto* scores = static_cast<std::int32_t*>(t.scores);
-  std::size_t groups = (t.query_count + kI8Group - 1) / kI8Group;
-  for (std::size_t j0 = 0; j0 < t.corpus_count; j0 += kRun) {
-    std::size_t n = std::min(kRun, t.corpus_count - j0);
-    for (std::size_t j = 0; j < n; ++j) {
-      row_sums[j] = int8_sum(row<std::int8_t>(t.corpus, t.corpus_stride, j0 + j), t.dim);
-    }
-    std::size_t j = 0;
-    for (; j + kI8Rows <= n; j += kI8Rows) {
-      for (std::size_t g = 0; g < groups; ++g) {
-        dot_i8_batch_block<kI8Rows>(t, g, j0 + j, row_sums + j, scores);
-      }
-    }
-    dot_i8_batch_rest<kI8Rows - 1>(t, groups, j0 + j, n - j, row_sums + j, scores);
-  }
-  int8_corpus_norms(t, int8_sqnorm);
-}
+// The int8 batch tile (batch_i8_tile) with VNNI: vpdpbusd multiplies the
+// biased (unsigned) query bytes by the broadcast row bytes. 12 rows x 32
+// queries: 24 accumulators, 2 query registers, 1 broadcast of the 32 ZMM
+// registers; per quad 14 loads feed 24 vpdpbusd.
+struct Int8Vector {
+  using Acc = __m512i;
+  static constexpr std::size_t kLanes = 16;
+  static constexpr int kBatchRows = 12;
+  static constexpr int kBatchVectors = 2;
+  static constexpr std::uint8_t kQueryBias = 0x80;
+  static Acc zero() { return _mm512_setzero_si512(); }
+  static Acc load(const std::uint8_t* p) { return _mm512_loadu_si512(p); }
+  static Acc broadcast(std::int32_t x) { return _mm512_set1_epi32(x); }
+  static Acc dot(Acc acc, Acc q, Acc b) { return dpbusd(acc, q, b); }
+  static void store_lanes(std::int32_t* p, Acc v) { _mm512_storeu_si512(p, v); }
+  static std::int32_t sum(const std::int8_t* c, std::size_t dim) { return int8_sum(c, dim); }
+  static std::int32_t sqnorm(const std::int8_t* c, std::size_t dim) { return int8_sqnorm(c, dim); }
+};
 
 // NQ queries against one corpus row: each 64 bytes of the row are loaded once
 // for all of them (only a last partial step masked) and the differing bits
@@ -343,9 +285,19 @@ void hamming_tile(const Tile& t) {
                                      static_cast<std::int32_t*>(t.scores));
 }
 
+// The int8 peak: the batch tile's 24 vpdpbusd chains, 64 multiply-adds each.
+struct VnniChain {
+  using Reg = __m512i;
+  static constexpr int kChains = Int8Vector::kBatchRows * Int8Vector::kBatchVectors;
+  static constexpr int kMacs = 64;
+  static Reg splat(std::int32_t x) { return _mm512_set1_epi32(x); }
+  static Reg chain_step(Reg acc, Reg zero) { return dpbusd(acc, zero, zero); }
+  static std::int32_t first_lane(Reg v) { return _mm_cvtsi128_si32(_mm512_castsi512_si128(v)); }
+};
+
 }  // namespace
 
-constexpr Kernels kernels =
-    simd_kernels<FloatVector>(int8_tile<false>, int8_tile<true>, hamming_tile, batch_dot_i8, kI8Group);
+constexpr Kernels kernels = simd_kernels<FloatVector, Int8Vector>(
+    int8_tile<false>, int8_tile<true>, hamming_tile, int8_chains<VnniChain>);
 
 }  // namespace simkernel::avx512

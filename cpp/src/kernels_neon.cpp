@@ -210,9 +210,48 @@ void hamming_tile(const Tile& t) {
   }
 }
 
+#if defined(__ARM_FEATURE_DOTPROD)
+// The int8 batch tile (batch_i8_tile) with sdot: signed query bytes (no
+// bias) times the broadcast row bytes. 5 rows x 16 queries: 20
+// accumulators, 4 query registers and 5 broadcasts (GCC loads every row's
+// four bytes of a quad before the first sdot) fit the 32; 6 rows spilled an
+// accumulator. Per quad 9 loads feed 20 sdot.
+struct Int8Vector {
+  using Acc = int32x4_t;
+  static constexpr std::size_t kLanes = 4;
+  static constexpr int kBatchRows = 5;
+  static constexpr int kBatchVectors = 4;
+  static constexpr std::uint8_t kQueryBias = 0;
+  static Acc zero() { return vdupq_n_s32(0); }
+  static Acc load(const std::uint8_t* p) { return vreinterpretq_s32_u8(vld1q_u8(p)); }
+  static Acc broadcast(std::int32_t x) { return vdupq_n_s32(x); }
+  static Acc dot(Acc acc, Acc q, Acc b) {
+    return vdotq_s32(acc, vreinterpretq_s8_s32(q), vreinterpretq_s8_s32(b));
+  }
+  static void store_lanes(std::int32_t* p, Acc v) { vst1q_s32(p, v); }
+  static std::int32_t sum(const std::int8_t*, std::size_t) { return 0; }
+  static std::int32_t sqnorm(const std::int8_t* c, std::size_t dim) { return int8_sqnorm(c, dim); }
+};
+#else
+using Int8Vector = NoInt8Batch;
+#endif
+
+// The int8 peak: Int8Block's 4 x 3 accumulators as chains of DotI8's step
+// (sdot, or the widening multiplies without DotProd: 16 multiply-adds).
+struct DotChain {
+  using Reg = int32x4_t;
+  static constexpr int kChains = 12;
+  static constexpr int kMacs = 16;
+  static Reg splat(std::int32_t x) { return vdupq_n_s32(x); }
+  static Reg chain_step(Reg acc, Reg zero) {
+    return DotI8::step(vreinterpretq_s8_s32(acc), vreinterpretq_s8_s32(zero), acc);
+  }
+  static std::int32_t first_lane(Reg v) { return vgetq_lane_s32(v, 0); }
+};
+
 }  // namespace
 
-constexpr Kernels kernels =
-    simd_kernels<FloatVector>(int8_tile<DotI8>, int8_tile<SquaredDistanceI8>, hamming_tile);
+constexpr Kernels kernels = simd_kernels<FloatVector, Int8Vector>(
+    int8_tile<DotI8>, int8_tile<SquaredDistanceI8>, hamming_tile, int8_chains<DotChain>);
 
 }  // namespace simkernel::SIMKERNEL_NEON_NAMESPACE

@@ -205,6 +205,21 @@ double fma_chains(std::size_t steps, float* result) {
   return 2.0 * static_cast<double>(steps) * 8;
 }
 
+// Eight independent int32 multiply-add chains, each value one factor of its
+// own step, the other an opaque 0.
+double int8_chains(std::size_t steps, std::int32_t* result) {
+  volatile std::int32_t opaque_zero = 0;
+  const std::int32_t zero = opaque_zero;
+  std::int32_t acc[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  for (std::size_t s = 0; s < steps; ++s) {
+    for (std::int32_t& x : acc) x += x * zero;
+  }
+  std::int32_t sum = 0;
+  for (std::int32_t x : acc) sum += x;
+  *result = sum;
+  return static_cast<double>(steps) * 8;
+}
+
 }  // namespace
 
 // Positional, in the order of Kernels' members.
@@ -225,6 +240,8 @@ constexpr Kernels kernels = {
     nullptr,  // widen_bits
     nullptr,  // batch_dot_i8
     0,  // batch_i8_group
+    0,  // batch_i8_bias
+    int8_chains,  // int8_chains
 };
 
 }  // namespace simkernel::scalar

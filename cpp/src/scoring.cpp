@@ -85,7 +85,7 @@ BatchQueries pack_batch_queries(const Problem& p, const Kernels& kernels) {
     if (dots && kernels.batch_dot_i8 != nullptr && p.queries.rows >= kBatchQueries) {
       batch.group = kernels.batch_i8_group;
       batch.int8 = true;
-      batch.codes = pack_int8_groups(p.queries, p.dim, batch.group);
+      batch.codes = pack_int8_groups(p.queries, p.dim, batch.group, kernels.batch_i8_bias);
     }
     return batch;
   }
@@ -97,15 +97,15 @@ BatchQueries pack_batch_queries(const Problem& p, const Kernels& kernels) {
   return batch;
 }
 
-std::vector<std::uint8_t> pack_int8_groups(const Matrix& queries, std::size_t dim,
-                                           std::size_t group) {
+std::vector<std::uint8_t> pack_int8_groups(const Matrix& queries, std::size_t dim, std::size_t group,
+                                           std::uint8_t bias) {
   std::size_t groups = (queries.rows + group - 1) / group, quads = (dim + 3) / 4;
-  // 0x80 is a biased 0: padding dimensions and queries add nothing.
-  std::vector<std::uint8_t> packed(groups * group * 4 * quads, 0x80);
+  // `bias` is a biased 0: padding dimensions and queries add nothing.
+  std::vector<std::uint8_t> packed(groups * group * 4 * quads, bias);
   for (std::size_t i = 0; i < queries.rows; ++i) {
     const auto* q = static_cast<const std::uint8_t*>(row_at(queries, i));
     std::uint8_t* out = packed.data() + (i / group) * group * 4 * quads + (i % group) * 4;
-    for (std::size_t d = 0; d < dim; ++d) out[(d / 4) * group * 4 + d % 4] = q[d] ^ 0x80u;
+    for (std::size_t d = 0; d < dim; ++d) out[(d / 4) * group * 4 + d % 4] = q[d] ^ bias;
   }
   return packed;
 }

@@ -51,9 +51,10 @@ BatchQueries pack_batch_queries(const Problem& p, const Kernels& kernels);
 // float32 rows packed in groups of `group` (the layout above).
 std::vector<float> pack_query_groups(const Matrix& queries, std::size_t dim, std::size_t group);
 
-// int8 rows packed in groups of `group` for batch_dot_i8.
-std::vector<std::uint8_t> pack_int8_groups(const Matrix& queries, std::size_t dim,
-                                           std::size_t group);
+// int8 rows packed in groups of `group` for batch_dot_i8, each byte XORed
+// with `bias` (Kernels::batch_i8_bias).
+std::vector<std::uint8_t> pack_int8_groups(const Matrix& queries, std::size_t dim, std::size_t group,
+                                           std::uint8_t bias);
 
 // Turns kernel tiles into the metric's values, flags non-finite ones. Scores
 // are rounded to the output type here, so ranking ties are exactly the ties a

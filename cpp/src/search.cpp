@@ -178,17 +178,31 @@ double stream_sum(const float* data, std::size_t n, unsigned threads) {
   return total;
 }
 
+namespace {
+
+// Each worker runs `chains(steps)` once; the work they report, summed.
+template <typename Result, typename Chains>
+double run_on_every_worker(unsigned threads, Chains chains) {
+  unsigned workers = std::max(threads, 1u);
+  std::vector<double> done(workers, 0.0);
+  std::vector<Result> results(workers);
+  parallel_for(workers, workers, [&](std::size_t w, unsigned) { done[w] = chains(&results[w]); });
+  double total = 0;
+  for (double d : done) total += d;
+  return total;
+}
+
+}  // namespace
+
 double fma_peak(std::size_t steps, unsigned threads) {
   const Kernels& kernels = active_kernels();
-  unsigned workers = std::max(threads, 1u);
-  std::vector<double> flops(workers, 0.0);
-  std::vector<float> results(workers);
-  parallel_for(workers, workers, [&](std::size_t w, unsigned) {
-    flops[w] = kernels.fma_chains(steps, &results[w]);
-  });
-  double total = 0;
-  for (double f : flops) total += f;
-  return total;
+  return run_on_every_worker<float>(threads, [&](float* r) { return kernels.fma_chains(steps, r); });
+}
+
+double int8_peak(std::size_t steps, unsigned threads) {
+  const Kernels& kernels = active_kernels();
+  return run_on_every_worker<std::int32_t>(
+      threads, [&](std::int32_t* r) { return kernels.int8_chains(steps, r); });
 }
 
 }  // namespace simkernel

@@ -40,6 +40,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "simkernel/kernels.hpp"
 
@@ -317,6 +318,31 @@ void widened_bits_tile(const Tile& t) {
 // norms are summed by the same chain (batch_sqnorms), so the expansion of a
 // distance is exactly 0 for a vector against itself.
 
+// A register tile's scores out of the registers. They come transposed (a
+// register holds one row's score for kLanes queries): through a small
+// buffer, one row of scores per query, finish(score, r) for row r, the
+// group's real queries only (the padding lanes are dropped). Unrolled by
+// request: a loop left rolled here would index the accumulators at run
+// time, and GCC 12 then keeps them in memory, storing every one on every
+// step of the caller's loop (measured: half the speed).
+template <typename Ops, int NR, typename T, typename Finish>
+void store_transposed(const typename Ops::Acc* acc, const Tile& t, std::size_t g, std::size_t j0,
+                      T* scores, Finish finish) {
+  constexpr int kVectors = Ops::kBatchVectors;
+  constexpr std::size_t kGroup = kVectors * Ops::kLanes;
+  T lanes[NR][kGroup];
+#pragma GCC unroll 64
+  for (int r = 0; r < NR; ++r) {
+    for (int v = 0; v < kVectors; ++v) Ops::store_lanes(lanes[r] + v * Ops::kLanes, acc[r * kVectors + v]);
+  }
+  std::size_t first = g * kGroup;
+  std::size_t valid = std::min(kGroup, t.query_count - first);
+  for (std::size_t l = 0; l < valid; ++l) {
+    T* out = scores + (first + l) * t.corpus_count + j0;
+    for (int r = 0; r < NR; ++r) out[r] = finish(lanes[r][l], r);
+  }
+}
+
 // Rows [j0, j0 + NR) against group g of the tile's queries: scores of the
 // group's real queries only (the padding lanes are computed and dropped).
 template <typename V, int NR>
@@ -342,31 +368,17 @@ void batch_block(const Tile& t, std::size_t g, std::size_t j0, float* scores) {
       for (int v = 0; v < kVectors; ++v) acc[r * kVectors + v] = V::madd_lanes(acc[r * kVectors + v], q[v], b);
     }
   }
-  // Scores come out transposed (a register holds one row's score for
-  // kLanes queries): through a small buffer, one row of scores per query.
-  // Unrolled by request: a loop left rolled here would index the
-  // accumulators at run time, and GCC 12 then keeps them in memory, storing
-  // every one on every step of the loop above (measured: half the speed).
-  float lanes[NR][kGroup];
-#pragma GCC unroll 64
-  for (int r = 0; r < NR; ++r) {
-    for (int v = 0; v < kVectors; ++v) V::store_lanes(lanes[r] + v * V::kLanes, acc[r * kVectors + v]);
-  }
-  std::size_t first = g * kGroup;
-  std::size_t valid = std::min(kGroup, t.query_count - first);
-  for (std::size_t l = 0; l < valid; ++l) {
-    float* out = scores + (first + l) * t.corpus_count + j0;
-    for (int r = 0; r < NR; ++r) out[r] = lanes[r][l];
-  }
+  store_transposed<V, NR>(acc, t, g, j0, scores, [](float x, int) { return x; });
 }
 
-// The last rows of a tile, fewer than kBatchRows: a register tile of that
-// many rows.
-template <typename V, int NR>
-void batch_rest(const Tile& t, std::size_t groups, std::size_t j0, std::size_t rest, float* scores) {
+// The last rows of a tile, fewer than a full register tile: calls
+// block(std::integral_constant<int, rest>) for 0 < rest <= NR, so that they
+// get a register tile of that many rows.
+template <int NR, typename Block>
+void for_rest_rows(std::size_t rest, Block block) {
   if constexpr (NR > 0) {
-    if (rest != NR) return batch_rest<V, NR - 1>(t, groups, j0, rest, scores);
-    for (std::size_t g = 0; g < groups; ++g) batch_block<V, NR>(t, g, j0, scores);
+    if (rest != NR) return for_rest_rows<NR - 1>(rest, block);
+    block(std::integral_constant<int, NR>{});
   }
 }
 
@@ -408,8 +420,117 @@ void batch_tile(const Tile& t) {
   for (; j + kRows <= t.corpus_count; j += kRows) {
     for (std::size_t g = 0; g < groups; ++g) batch_block<V, kRows>(t, g, j, scores);
   }
-  batch_rest<V, kRows - 1>(t, groups, j, t.corpus_count - j, scores);
+  for_rest_rows<kRows - 1>(t.corpus_count - j, [&](auto rows) {
+    for (std::size_t g = 0; g < groups; ++g) batch_block<V, decltype(rows)::value>(t, g, j, scores);
+  });
 }
+
+// int8 batches in the same broadcast form, exact in int32: the integer twin
+// of batch_tile. The queries come packed four dimensions (a "quad") per
+// 32-bit lane (pack_int8_groups in scoring.cpp), a group's quad 0 of every
+// query, then quad 1, ...; each row's four bytes of a quad are broadcast
+// against them and one instruction adds the four products of every lane.
+// The ISA supplies, as a struct `I`:
+//
+//   Acc, kLanes         a register of kLanes int32 lanes, one query each
+//   kBatchRows, kBatchVectors   rows x query registers of the register tile
+//   kQueryBias          the XOR the packing applies to every query byte:
+//                       0x80 where the instruction multiplies unsigned by
+//                       signed bytes (vpdpbusd), 0 where both are signed (sdot)
+//   zero(), load(p)     0; kLanes packed quads
+//   broadcast(x)        four bytes of a row (as an int32) in every lane
+//   dot(acc, q, b)      acc + the four products of each lane's bytes
+//   store_lanes(p, acc) kLanes int32
+//   sum(row, dim)       a row's bytes summed (used only with a bias)
+//   sqnorm(row, dim)    a row's squared norm, exact
+//
+// A biased query byte is q + 128, so a lane sums q . c + 128 sum(c); the
+// 128 sum(c) of each row is taken off at the end, exact for every int8
+// value. |sums| stay below 2^31 for rows up to kMaxInt8Dim long.
+
+// Bytes [4k, 4k + 4) of a row as one 32-bit lane; past `dim` (in the last
+// quad) they are 0 and not read, so they add nothing.
+inline std::int32_t row_quad(const std::int8_t* c, std::size_t k, std::size_t dim) {
+  std::int32_t v = 0;
+  std::memcpy(&v, c + 4 * k, std::min<std::size_t>(4, dim - 4 * k));
+  return v;
+}
+
+template <typename I, int NR>
+void batch_i8_block(const Tile& t, std::size_t g, std::size_t j0, const std::int32_t* row_sums,
+                    std::int32_t* scores) {
+  using Acc = typename I::Acc;
+  constexpr int kVectors = I::kBatchVectors;
+  constexpr std::size_t kGroup = kVectors * I::kLanes;
+  const auto* group = row<std::uint8_t>(t.queries, t.query_stride, g);
+  const char* base = static_cast<const char*>(t.corpus) + static_cast<std::ptrdiff_t>(j0) * t.corpus_stride;
+  const std::ptrdiff_t stride = t.corpus_stride;
+  const std::size_t full = t.dim / 4, quads = (t.dim + 3) / 4;
+  Acc acc[NR * kVectors];
+#pragma GCC unroll 64
+  for (int a = 0; a < NR * kVectors; ++a) acc[a] = I::zero();
+  auto step = [&](std::size_t k, auto row_bytes) {
+    const std::uint8_t* qk = group + k * 4 * kGroup;
+    Acc q[kVectors];
+#pragma GCC unroll 64
+    for (int v = 0; v < kVectors; ++v) q[v] = I::load(qk + v * 4 * I::kLanes);
+#pragma GCC unroll 64
+    for (int r = 0; r < NR; ++r) {
+      Acc b = I::broadcast(row_bytes(reinterpret_cast<const std::int8_t*>(base + r * stride)));
+#pragma GCC unroll 64
+      for (int v = 0; v < kVectors; ++v) acc[r * kVectors + v] = I::dot(acc[r * kVectors + v], q[v], b);
+    }
+  };
+  for (std::size_t k = 0; k < full; ++k) {
+    step(k, [k](const std::int8_t* c) {
+      std::int32_t v;
+      std::memcpy(&v, c + 4 * k, 4);
+      return v;
+    });
+  }
+  if (full < quads) step(full, [full, &t](const std::int8_t* c) { return row_quad(c, full, t.dim); });
+  store_transposed<I, NR>(acc, t, g, j0, scores, [row_sums](std::int32_t x, int r) {
+    return I::kQueryBias != 0 ? x - 128 * row_sums[r] : x;
+  });
+}
+
+// Rows outermost, in runs of 21 register tiles whose byte sums (with a bias)
+// are found once for every group.
+template <typename I>
+void batch_i8_tile(const Tile& t) {
+  constexpr std::size_t kGroup = I::kBatchVectors * I::kLanes;
+  constexpr int kRows = I::kBatchRows;
+  constexpr std::size_t kRun = 21 * kRows;
+  std::int32_t row_sums[kRun] = {};
+  auto* scores = static_cast<std::int32_t*>(t.scores);
+  std::size_t groups = (t.query_count + kGroup - 1) / kGroup;
+  for (std::size_t j0 = 0; j0 < t.corpus_count; j0 += kRun) {
+    std::size_t n = std::min(kRun, t.corpus_count - j0);
+    if (I::kQueryBias != 0) {
+      for (std::size_t j = 0; j < n; ++j) {
+        row_sums[j] = I::sum(row<std::int8_t>(t.corpus, t.corpus_stride, j0 + j), t.dim);
+      }
+    }
+    std::size_t j = 0;
+    for (; j + kRows <= n; j += kRows) {
+      for (std::size_t g = 0; g < groups; ++g) batch_i8_block<I, kRows>(t, g, j0 + j, row_sums + j, scores);
+    }
+    for_rest_rows<kRows - 1>(n - j, [&](auto rows) {
+      for (std::size_t g = 0; g < groups; ++g) {
+        batch_i8_block<I, decltype(rows)::value>(t, g, j0 + j, row_sums + j, scores);
+      }
+    });
+  }
+  if (t.corpus_norms != nullptr) {
+    auto* norms = static_cast<std::int32_t*>(t.corpus_norms);
+    for (std::size_t j = 0; j < t.corpus_count; ++j) {
+      norms[j] = I::sqnorm(row<std::int8_t>(t.corpus, t.corpus_stride, j), t.dim);
+    }
+  }
+}
+
+// An ISA without an int8 batch tile (its int8 x int8 calls keep dot_i8).
+struct NoInt8Batch {};
 
 // Rows of T widened to float32 for the batch kernel: the ISA's widening
 // loads, so the floats are exactly the values every other kernel scores.
@@ -465,6 +586,28 @@ double fma_chains(std::size_t steps, float* result) {
   }
   *result = sum;
   return 2.0 * static_cast<double>(steps) * kChains * V::kLanes;
+}
+
+// The int8 kernels' multiply-add step as Op::kChains independent chains
+// (Op::kMacs products a step), nothing else: the benchmark's int8 peak
+// probe. Op::chain_step(acc, zero) adds products with a 0 read through
+// volatile, so every chain keeps its start value however many steps; it is
+// one accumulating instruction or multiplies the chain's own bytes, so no
+// part of a step is loop-invariant (or could be hoisted).
+template <typename Op>
+double int8_chains(std::size_t steps, std::int32_t* result) {
+  volatile std::int32_t opaque_zero = 0;
+  const typename Op::Reg zero = Op::splat(opaque_zero);
+  typename Op::Reg acc[Op::kChains];
+  for (int c = 0; c < Op::kChains; ++c) acc[c] = Op::splat(c + 1);
+  for (std::size_t s = 0; s < steps; ++s) {
+#pragma GCC unroll 64
+    for (int c = 0; c < Op::kChains; ++c) acc[c] = Op::chain_step(acc[c], zero);
+  }
+  std::int32_t sum = 0;
+  for (int c = 0; c < Op::kChains; ++c) sum += Op::first_lane(acc[c]);
+  *result = sum;
+  return static_cast<double>(steps) * Op::kChains * Op::kMacs;
 }
 
 // Four independent accumulators: loads, not add latency, bound it.
@@ -530,15 +673,25 @@ std::int64_t hamming_words(const std::uint8_t* a, const std::uint8_t* b, std::si
 }
 
 // An ISA's table (positional, in the order of Kernels' members): the float
-// kernels are the shared bodies over V; the integer ones are the ISA's own.
-template <typename V>
+// kernels and the int8 batch tile (over I, if the ISA has one) are the
+// shared bodies; the other integer kernels are the ISA's own.
+template <typename V, typename I = NoInt8Batch>
 constexpr Kernels simd_kernels(TileKernel dot_i8, TileKernel sqeuclidean_i8, TileKernel hamming,
-                               TileKernel batch_dot_i8 = nullptr, std::size_t batch_i8_group = 0) {
+                               Int8Chains int8_chains) {
+  TileKernel batch_dot_i8 = nullptr;
+  std::size_t batch_i8_group = 0;
+  std::uint8_t batch_i8_bias = 0;
+  if constexpr (!std::is_same_v<I, NoInt8Batch>) {
+    batch_dot_i8 = batch_i8_tile<I>;
+    batch_i8_group = I::kBatchVectors * I::kLanes;
+    batch_i8_bias = I::kQueryBias;
+  }
   return {float_tile<V, float>,         float_tile<V, std::uint16_t>, float_tile<V, std::int8_t>,
           widened_bits_tile<V>,         dot_i8,                       sqeuclidean_i8,
           hamming,                      batch_tile<V>,                stream_sum<V>,
           fma_chains<V>,                V::kBatchVectors * V::kLanes, widen_rows<V, std::uint16_t>, widen_rows<V, std::int8_t>,
-          widen_bit_rows<V>,            batch_dot_i8,                 batch_i8_group};
+          widen_bit_rows<V>,            batch_dot_i8,                 batch_i8_group,
+          batch_i8_bias,                int8_chains};
 }
 
 }  // namespace

@@ -343,7 +343,7 @@ void check_int8_batch(const char* isa, const Kernels& wide, std::size_t nq, std:
   Rows q = make_rows(Elem::i8, nq, dim, 0, false, rng);
   Rows x = make_rows(Elem::i8, nc, dim, 5, nc % 2 == 1, rng);
   std::vector<std::uint8_t> packed =
-      detail::pack_int8_groups(Matrix{q.first, q.stride, nq}, dim, wide.batch_i8_group);
+      detail::pack_int8_groups(Matrix{q.first, q.stride, nq}, dim, wide.batch_i8_group, wide.batch_i8_bias);
   std::ptrdiff_t group_bytes = static_cast<std::ptrdiff_t>(wide.batch_i8_group * 4 * ((dim + 3) / 4));
   std::vector<std::int32_t> scores(nq * nc), norms(nc);
   wide.batch_dot_i8(Tile{packed.data(), group_bytes, nq, x.first, x.stride, nc, dim, scores.data(),
@@ -418,6 +418,19 @@ void check_fma_chains(const char* isa, const Kernels& wide) {
   if (!same && ++failures <= 20) std::printf("FAILED %s fma_chains\n", isa);
 }
 
+// The int8 chains keep their start values 1..chains, so their sum gives the
+// chain count, which must divide the multiply-adds of a round.
+void check_int8_chains(const char* isa, const Kernels& wide) {
+  std::int32_t once = 0, twice = 0;
+  double macs = wide.int8_chains(1000, &once);
+  double more = wide.int8_chains(2000, &twice);
+  bool same = macs > 0 && more == 2 * macs && once == twice;
+  double chains = (std::sqrt(8.0 * once + 1) - 1) / 2;
+  same = same && chains >= 1 && chains == std::floor(chains) && std::fmod(macs / 1000, chains) == 0;
+  ++checks;
+  if (!same && ++failures <= 20) std::printf("FAILED %s int8_chains\n", isa);
+}
+
 const SumShape* shape_of(const char* isa) {
   for (const SumShape& shape : kShapes) {
     if (std::strcmp(shape.isa, isa) == 0) return &shape;
@@ -434,6 +447,7 @@ void test_kernels(const char* label, const Kernels& wide) {
     std::printf("FAILED %s: no summation shape in kShapes\n", label);
   }
   check_fma_chains(label, wide);
+  check_int8_chains(label, wide);
   for (std::size_t n : {0, 1, 7, 8, 31, 32, 33, 63, 64, 65, 1000, 4099}) {
     check_stream_sum(label, wide, base, n, rng);
   }

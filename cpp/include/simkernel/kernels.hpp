@@ -27,6 +27,11 @@ struct Tile {
 
 using TileKernel = void (*)(const Tile&);
 
+// `steps` rounds of independent int8 multiply-add chains (the benchmark's
+// int8 peak probe): returns the multiply-adds done; *result keeps them from
+// being elided.
+using Int8Chains = double (*)(std::size_t steps, std::int32_t* result);
+
 // `count` rows of one element type (from `rows`, `stride` bytes apart; `dim`
 // elements, or bits) as float32, `dim` floats each, one after another in
 // `out`: how float16, int8 and bit rows reach the batch kernel.
@@ -76,10 +81,16 @@ struct Kernels {
   // Many int8 queries x int8 rows, exact int32 dot products (with int32
   // corpus norms on request), the queries packed in groups of
   // batch_i8_group: four consecutive dimensions of a query per 32-bit lane,
-  // each byte biased to unsigned (XOR 0x80), zero-padded (docs/architecture.md).
-  // Null where the ISA has none: calls then take dot_i8.
+  // each byte XORed with batch_i8_bias (0x80 makes it unsigned, for
+  // vpdpbusd; 0 keeps it signed), padded with zeros so biased
+  // (docs/architecture.md). Null where the ISA has none: calls then take dot_i8.
   TileKernel batch_dot_i8;
   std::size_t batch_i8_group;
+  std::uint8_t batch_i8_bias;
+  // The multiply-add step of the ISA's int8 x int8 kernels (vpdpbusd with
+  // VNNI, vpmaddwd + vpaddd on AVX2, sdot with DotProd), as many chains as
+  // its int8 kernel keeps accumulators.
+  Int8Chains int8_chains;
 };
 
 // Each ISA file defines its table as constant data that the compiler lays out

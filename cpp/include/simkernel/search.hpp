@@ -87,4 +87,8 @@ double stream_sum(const float* data, std::size_t n, unsigned threads);
 // floating-point operations done by all workers.
 double fma_peak(std::size_t steps, unsigned threads);
 
+// The same with the active ISA's int8 multiply-add chains: the int8 peak.
+// Returns the multiply-adds done by all workers.
+double int8_peak(std::size_t steps, unsigned threads);
+
 }  // namespace simkernel

@@ -18,7 +18,7 @@ import simkernel as sk
 from . import index_costs, memory, plots, recall_speed, summary
 from .libraries import LIBRARIES
 from .progress import Progress
-from .run import PEAK_NAME, Result, run_scenario
+from .run import PEAK_NAMES, Result, run_scenario
 from .scenarios import Scenario, scenarios
 
 QUICK_SCALE = 0.05
@@ -61,11 +61,11 @@ def _table(results: list[Result], unit: str) -> list[str]:
     peers = [seconds for library, seconds in timed.items() if not library.startswith("simkernel")]
     best_peer = min(peers, default=None)
     lines = [f"| library | median ms | numpy / library | best peer / library | recall@k | {unit} "
-             f"| % of limit | % of FMA peak | peak MiB | note |",
+             f"| % of limit | % of compute peak | peak MiB | note |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for r in results:
         # The peak probe's time is its own, not a search's: no speed-ups.
-        search = r.seconds if not r.library.startswith(PEAK_NAME) else None
+        search = r.seconds if not r.library.startswith(PEAK_NAMES) else None
         speedup = numpy_seconds / search if numpy_seconds and search else None
         over_peer = best_peer / search if best_peer and search else None
         share = None if r.limit_share is None else 100 * r.limit_share
@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> None:
             for r, peak in zip(results, map(peak_memory.measure(scenario, ran, threads).get,
                                             (r.library for r in results))):
                 r.peak_bytes = peak
-        unit = "GB/s" if scenario.one_query else "GFLOP/s"
+        unit = ("GB/s" if scenario.one_query else "G MAC/s" if scenario.int8_queries
+                else "GFLOP/s")
         print(f"### {scenario.name} (x{scale:g}: {scenario.queries} x {scenario.corpus}, "
               f"k={scenario.k}, {scenario.metric})\n")
         print("\n".join(_table(results, unit)) + "\n", flush=True)

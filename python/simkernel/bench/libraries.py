@@ -60,6 +60,8 @@ def prepare_simkernel_avx2(scenario: Scenario, data: Data, threads: int) -> Sear
 def prepare_simkernel_index(scenario: Scenario, data: Data, threads: int) -> Search:
     """``sk.Index`` holding the same rows (its own copy, added in blocks):
     what an Index adds to the bare search."""
+    if scenario.int8_queries:
+        raise ImportError("the Index searches float queries")
     index = sk.Index(scenario.dim, scenario.metric, scenario.kind, quantizer=data.codec)
     if scenario.kind == "binary":
         index.add(data.corpus)  # bit-packed rows as they are
@@ -112,6 +114,8 @@ def prepare_numpy(scenario: Scenario, data: Data, threads: int) -> Search:
 def _int8_queries(data: Data) -> np.ndarray:
     """The queries as int8 codes of the corpus's codec (for peers that need
     queries and corpus of one type)."""
+    if data.search_queries.dtype == np.int8:
+        return data.search_queries
     if data.codec is None:
         raise ValueError("int8 data without its codec")
     return data.codec.encode(data.search_queries)

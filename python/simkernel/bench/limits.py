@@ -1,6 +1,6 @@
 """The physical limits a result is measured against, in the same run
 (docs/performance.md): read bandwidth for one query, numpy's sgemm FLOP rate for
-many, and the active ISA's FMA peak beside it."""
+many, and the active ISA's FMA (or int8 multiply-add) peak beside it."""
 
 from __future__ import annotations
 
@@ -42,30 +42,34 @@ def sgemm_probe(scenario: Scenario, data: Data) -> Probe:
     return probe
 
 
-# Float operations each thread does per call of the compute probe: about
-# 0.1-0.4 s on current cores, long enough to reach the steady clock.
-PEAK_FLOPS_PER_THREAD = 2e10
+# Operations each thread does per call of a compute probe: about 0.1-0.4 s
+# on current cores, long enough to reach the steady clock.
+PEAK_OPS_PER_THREAD = 2e10
 
 
-def fma_peak_probe(threads: int) -> tuple[Probe, float] | None:
-    """Every thread runs independent FMA chains at the active ISA's width (as
-    many as the batch kernel keeps accumulators, no loads): the probe, and
-    the float operations one call does."""
+def peak_probe(threads: int, int8: bool = False) -> tuple[Probe, float] | None:
+    """Every thread runs independent chains of the active ISA's FMA (or, with
+    ``int8``, of its int8 multiply-add step), as many as its batch kernel
+    keeps accumulators, no loads: the probe, and the float operations (or
+    multiply-adds) one call does."""
     native = _backend.native()
     if native is None:
         return None
-    core = native._core
-    per_step = core.fma_peak(1000, 1) / 1000
-    steps = max(1, int(PEAK_FLOPS_PER_THREAD / per_step))
-    return (lambda: core.fma_peak(steps, threads)), per_step * steps * threads
+    run = native._core.int8_peak if int8 else native._core.fma_peak
+    per_step = run(1000, 1) / 1000
+    steps = max(1, int(PEAK_OPS_PER_THREAD / per_step))
+    return (lambda: run(steps, threads)), per_step * steps * threads
 
 
 def limit_rate(scenario: Scenario, data: Data, seconds: float) -> float | None:
     """What a search taking ``seconds`` achieves in the limit's unit: GB/s
-    read for one query, float GFLOP/s for many (None for integer batches,
-    which do no float operations)."""
+    read for one query, float GFLOP/s for many, G int8 multiply-adds/s for
+    int8 x int8 batches (None for the rest, which do no float operations)."""
     if scenario.one_query:
         return data.corpus.nbytes / seconds / 1e9
+    products = scenario.queries * scenario.corpus * scenario.dim / seconds / 1e9
+    if scenario.int8_queries:
+        return products
     if scenario.kind not in ("float32", "float16"):
         return None
-    return 2.0 * scenario.queries * scenario.corpus * scenario.dim / seconds / 1e9
+    return 2.0 * products

@@ -10,7 +10,7 @@ from typing import Callable, Iterable
 
 from .._backend import capabilities
 from .libraries import LIBRARIES, Search
-from .limits import fma_peak_probe, limit_rate, read_probe, sgemm_probe
+from .limits import limit_rate, peak_probe, read_probe, sgemm_probe
 from .reference import recall
 from .scenarios import Scenario, available_memory, make_data
 
@@ -27,7 +27,11 @@ PAUSE_SECONDS = 0.05
 SLOW_SECONDS = 20.0
 LIMIT = "limit"
 PEAK = "peak"
-PEAK_NAME = "FMA peak"  # the probe row's label, with the ISA after it
+# The compute probe row's label (float batches, int8 x int8 ones), with the
+# ISA after it.
+PEAK_NAME = "FMA peak"
+INT8_PEAK_NAME = "int8 multiply-add peak"
+PEAK_NAMES = (PEAK_NAME, INT8_PEAK_NAME)
 
 
 @dataclass
@@ -36,9 +40,9 @@ class Result:
     library: str
     seconds: float | None = None
     recall: float | None = None
-    rate: float | None = None        # GB/s read (one query) or GFLOP/s (many)
+    rate: float | None = None  # GB/s read (one query), GFLOP/s (many), G int8 MAC/s (int8 x int8)
     limit_share: float | None = None  # rate / the limit's rate in this run
-    peak_share: float | None = None  # float batches: rate / the FMA peak in this run
+    peak_share: float | None = None  # batches: rate / the compute peak in this run
     peak_bytes: int | None = None  # what prepare + one search add, in a process of its own
     note: str = ""
 
@@ -83,7 +87,7 @@ def run_scenario(scenario: Scenario, threads: int, rounds: int,
             results[name].note = f"not available: {missing}"[:120]
         except Exception as error:  # a broken peer is reported, never fatal
             results[name].note = f"failed: {type(error).__name__}: {error}"[:120]
-    # Integer batches have no float FLOP limit to be a share of.
+    # Integer batches have no sgemm limit to be a share of.
     float_batch = scenario.kind in ("float32", "float16")
     probe = (read_probe(data, threads) if scenario.one_query
              else sgemm_probe(scenario, data) if float_batch else None)
@@ -92,10 +96,12 @@ def run_scenario(scenario: Scenario, threads: int, rounds: int,
         searches[LIMIT] = probe
         results[LIMIT] = Result(scenario.name, limit_name)
         probe()
-    peak = fma_peak_probe(threads) if float_batch else None
+    compute_batch = float_batch or scenario.int8_queries
+    peak = peak_probe(threads, int8=scenario.int8_queries) if compute_batch else None
     if peak is not None:
         searches[PEAK] = peak[0]
-        results[PEAK] = Result(scenario.name, f"{PEAK_NAME} ({capabilities()['isa']})")
+        label = INT8_PEAK_NAME if scenario.int8_queries else PEAK_NAME
+        results[PEAK] = Result(scenario.name, f"{label} ({capabilities()['isa']})")
         peak[0]()
     times: dict[str, list[float]] = {name: [] for name in searches}
     times.update({name: [seconds] for name, seconds in slow.items()})

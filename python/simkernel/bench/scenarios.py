@@ -27,6 +27,9 @@ class Scenario:
     dim: int = 384
     k: int = 10
     metric: str = "dot"
+    # int8 x int8: the queries are int8 codes of the corpus's codec too, so
+    # simkernel takes its exact integer path (as usearch and numkong do).
+    int8_queries: bool = False
 
     @property
     def one_query(self) -> bool:
@@ -43,7 +46,8 @@ class Scenario:
         """What is searched, without the corpus size: scenarios of one family
         differ only in size (the time-vs-size plot draws each as a line)."""
         who = "one query" if self.one_query else f"{self.queries} queries"
-        return f"{who}, {self.dim}-dim {self.kind}, {self.metric}"
+        kind = "int8 x int8" if self.int8_queries else self.kind
+        return f"{who}, {self.dim}-dim {kind}, {self.metric}"
 
     def scaled(self, scale: float) -> Scenario:
         queries = self.queries if self.one_query else max(2, round(self.queries * scale))
@@ -90,6 +94,8 @@ def make_data(scenario: Scenario, seed: int = 0) -> Data:
             rows = sk.binary_quantize(rows)
         corpus[start:start + len(rows)] = rows
     search_queries = sk.binary_quantize(queries) if scenario.kind == "binary" else queries
+    if scenario.int8_queries and codec is not None:
+        search_queries = codec.encode(queries)
     return Data(queries, corpus, search_queries, codec)
 
 
@@ -106,6 +112,7 @@ SCENARIOS = (
     Scenario("1000 queries, 200k x 384 float32, l2", "float32", 1000, 200_000, metric="l2"),
     Scenario("one query, 1M x 384 int8", "int8", 1, 1_000_000),
     Scenario("1000 queries, 200k x 384 int8", "int8", 1000, 200_000),
+    Scenario("1000 queries, 200k x 384 int8 x int8", "int8", 1000, 200_000, int8_queries=True),
     Scenario("one query, 40k x 1024-bit", "binary", 1, 40_000, dim=1024, metric="hamming"),
     Scenario("one query, 400k x 1024-bit", "binary", 1, 400_000, dim=1024, metric="hamming"),
     Scenario("one query, 4M x 1024-bit", "binary", 1, 4_000_000, dim=1024, metric="hamming"),

@@ -18,7 +18,7 @@ def _mib(peak: int | None) -> str:
 
 def table(runs: list[tuple[Scenario, list[Result]]]) -> list[str]:
     lines = ["| scenario | simkernel ms | vs numpy | fastest peer ms (its time / ours) | "
-             "% of limit | % of FMA peak | Index ms | avx2 ms | peak MiB: simkernel / that peer |",
+             "% of limit | % of compute peak | Index ms | avx2 ms | peak MiB: simkernel / that peer |",
              "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- |"]
     for scenario, results in runs:
         by_name = {r.library: r for r in results if r.library in LIBRARIES}
