@@ -77,34 +77,26 @@ void offer_square_roots(const float* squares, std::size_t count, std::size_t fir
   }
 }
 
-bool better(const Entry& a, const Entry& b) {
-  return a.key > b.key || (a.key == b.key && a.index < b.index);
-}
-
 bool higher_is_better(Metric metric) {
   return metric == Metric::dot || metric == Metric::cosine;
 }
 
-TopK::TopK(std::size_t k) : k_(k) { heap_.reserve(k); }
-
-void TopK::push(const Entry& e) {
-  if (heap_.size() < k_) {
-    heap_.push_back(e);
-    std::push_heap(heap_.begin(), heap_.end(), better);
-  } else if (k_ > 0 && better(e, heap_.front())) {
-    std::pop_heap(heap_.begin(), heap_.end(), better);
-    heap_.back() = e;
-    std::push_heap(heap_.begin(), heap_.end(), better);
-  }
+void TopK::cut() {
+  auto kth = entries_.begin() + static_cast<std::ptrdiff_t>(k_ - 1);
+  std::nth_element(entries_.begin(), kth, entries_.end(), Better{});
+  entries_.resize(k_);
+  bar_ = entries_.back();
+  has_bar_ = true;
 }
 
 void TopK::push_all_into(TopK& other) const {
-  for (const Entry& e : heap_) other.push(e);
+  for (const Entry& e : entries_) other.push(e);
 }
 
 std::vector<Entry> TopK::sorted() const {
-  std::vector<Entry> entries = heap_;
-  std::sort(entries.begin(), entries.end(), better);
+  std::vector<Entry> entries = entries_;
+  std::sort(entries.begin(), entries.end(), Better{});
+  if (entries.size() > k_) entries.resize(k_);
   return entries;
 }
 

@@ -19,33 +19,58 @@ struct Entry {
   std::int64_t index;
 };
 
-// Higher key first; equal keys go to the lower index.
-bool better(const Entry& a, const Entry& b);
+// Higher key first; equal keys go to the lower index. Inline, and as a
+// function object for the standard algorithms: a function pointer there is
+// called, not inlined (measured: 3% of a 16-query, k = 1000 search).
+inline bool better(const Entry& a, const Entry& b) {
+  return a.key > b.key || (a.key == b.key && a.index < b.index);
+}
+struct Better {
+  bool operator()(const Entry& a, const Entry& b) const { return better(a, b); }
+};
 
 bool higher_is_better(Metric metric);
 
-// The k best entries seen so far, as a heap whose front is the worst of them.
+// The k best entries seen so far. Entries that beat the bar are appended to
+// a buffer; when it holds 2k, it is cut back to its k best (nth_element)
+// and the worst of those becomes the bar. That is amortised O(1) per entry
+// where a heap costs O(log k) (at k = 1000, 16 queries over 1M rows, the
+// heap's pushes cost 14% of the search); the bar only rises, and at least
+// k held entries beat it, so what it turns away could never be among the k
+// best.
 class TopK {
  public:
-  explicit TopK(std::size_t k);
+  explicit TopK(std::size_t k) : k_(k) {}
 
-  bool full() const { return heap_.size() == k_; }
-  // The key a new entry must beat to get in: -inf until k are held, +inf
-  // when k is 0 (nothing gets in). Inline: it is asked once per score.
+  bool full() const { return has_bar_; }
+  // The key a new entry must beat to get in: -inf until the first cut,
+  // +inf when k is 0 (nothing gets in). Inline: it is asked once per score.
   double bar() const {
     constexpr double kInfinity = std::numeric_limits<double>::infinity();
     if (k_ == 0) return kInfinity;
-    return heap_.size() < k_ ? -kInfinity : heap_.front().key;
+    return has_bar_ ? bar_.key : -kInfinity;
   }
-  // Keeps `e` if it is among the k best so far, in any arrival order.
-  void push(const Entry& e);
+  // Keeps `e` if it may be among the k best so far, in any arrival order.
+  void push(const Entry& e) {
+    if (k_ == 0 || (has_bar_ && !better(e, bar_))) return;
+    entries_.push_back(e);
+    if (entries_.size() >= 2 * k_) cut();
+  }
   void push_all_into(TopK& other) const;
-  void clear() { heap_.clear(); }
+  void clear() {
+    entries_.clear();
+    has_bar_ = false;
+  }
+  // The k best, best first.
   std::vector<Entry> sorted() const;
 
  private:
+  void cut();
+
   std::size_t k_;
-  std::vector<Entry> heap_;
+  std::vector<Entry> entries_;
+  bool has_bar_ = false;
+  Entry bar_{0.0, 0};
 };
 
 // Offers scores of consecutive rows first_row, first_row + 1, ... to a heap

@@ -77,6 +77,31 @@ void test_selection() {
   best = heap.sorted();
   CHECK(best[0].index == 50 && best[1].index == 1 && best[2].index == 2);
 
+  // Many entries, in any order and with ties, through many cuts of the
+  // buffer: the k best of a full sort, and a bar that only rises.
+  for (std::size_t k : {1, 5, 64}) {
+    TopK many(k);
+    std::vector<Entry> all;
+    std::uint32_t state = 12345;
+    double last_bar = -std::numeric_limits<double>::infinity();
+    bool rising = true;
+    for (std::int64_t i = 0; i < 3000; ++i) {
+      state = state * 1664525u + 1013904223u;
+      Entry e{static_cast<double>(state >> 24), (i * 7919) % 3000};  // 256 keys: ties
+      all.push_back(e);
+      many.push(e);
+      rising = rising && many.bar() >= last_bar;
+      last_bar = many.bar();
+    }
+    std::sort(all.begin(), all.end(), detail::Better{});
+    std::vector<Entry> kept = many.sorted();
+    bool same = kept.size() == k;
+    for (std::size_t r = 0; same && r < k; ++r) {
+      same = kept[r].key == all[r].key && kept[r].index == all[r].index;
+    }
+    CHECK(same && rising && many.full());
+  }
+
   // k = 0 admits nothing.
   TopK none(0);
   none.push({1e300, 0});
