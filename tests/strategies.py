@@ -71,9 +71,9 @@ def _laid_out(rng: np.random.Generator, shape: tuple[int, int], kind: str, style
 def search_cases(draw, q_kind: str, c_kind: str, metric: str, max_rows: int = 70,
                  max_dim: int = 70) -> Case:
     """Queries and corpus of the given kinds, with any shape and layout."""
-    # A few queries, or enough for the native core's batch kernel (32 or
-    # more), straddling its threshold and its 64-query tiles.
-    nq = draw(st.integers(0, 9) | st.integers(30, 70))
+    # A few queries, or enough for the native core's batch kernel (from 8
+    # or 16, by ISA), straddling its threshold and its 64-query tiles.
+    nq = draw(st.integers(0, 20) | st.integers(30, 70))
     n = draw(st.integers(0, max_rows))
     dim = draw(st.integers(1 if c_kind == "bits" else 0, max_dim))
     k = draw(st.integers(1, n + 5))

@@ -310,6 +310,7 @@ py::dict capabilities_binding() {
   d["supported"] = supported;
   d["verified"] = verified;
   d["cpu"] = cpu_features();
+  d["batch_queries"] = batch_queries();
   return d;
 }
 

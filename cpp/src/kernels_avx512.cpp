@@ -96,6 +96,9 @@ struct FloatVector {
   static Acc load_lanes(const float* p) { return _mm512_loadu_ps(p); }
   static Acc madd_lanes(Acc acc, Acc a, Acc b) { return _mm512_fmadd_ps(a, b, acc); }
   static void store_lanes(float* p, Acc v) { _mm512_storeu_ps(p, v); }
+  static void prefetch(std::uintptr_t address) {
+    _mm_prefetch(reinterpret_cast<const char*>(address), _MM_HINT_T0);
+  }
 };
 
 // int8 dot products with VNNI: vpdpbusd multiplies unsigned by signed bytes

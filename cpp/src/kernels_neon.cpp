@@ -91,6 +91,13 @@ struct FloatVector {
   static Acc load_lanes(const float* p) { return vld1q_f32(p); }
   static Acc madd_lanes(Acc acc, Acc a, Acc b) { return vfmaq_f32(acc, a, b); }
   static void store_lanes(float* p, Acc v) { vst1q_f32(p, v); }
+  static void prefetch(std::uintptr_t address) {
+#if defined(_MSC_VER) && !defined(__clang__)
+    __prefetch(reinterpret_cast<const void*>(address));
+#else
+    __builtin_prefetch(reinterpret_cast<const void*>(address));
+#endif
+  }
 };
 
 int8x16_t load_i8(const std::int8_t* p, std::size_t n) {

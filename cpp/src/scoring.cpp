@@ -82,7 +82,8 @@ BatchQueries pack_batch_queries(const Problem& p, const Kernels& kernels) {
     // Exact dot products feed dot and cosine; int8 distances keep their
     // own exact kernel.
     bool dots = p.metric == Metric::dot || p.metric == Metric::cosine;
-    if (dots && kernels.batch_dot_i8 != nullptr && p.queries.rows >= kBatchQueries) {
+    if (dots && kernels.batch_dot_i8 != nullptr &&
+        p.queries.rows >= batch_threshold(kernels.batch_i8_group)) {
       batch.group = kernels.batch_i8_group;
       batch.int8 = true;
       batch.codes = pack_int8_groups(p.queries, p.dim, batch.group, kernels.batch_i8_bias);
@@ -91,7 +92,9 @@ BatchQueries pack_batch_queries(const Problem& p, const Kernels& kernels) {
   }
   bool rows_fit = p.pair == Pair::f32_f32 ||
                   (widen_for(kernels, p.pair) != nullptr && p.dim <= kMaxWidenedDim);
-  if (!rows_fit || kernels.batch_f32 == nullptr || p.queries.rows < kBatchQueries) return batch;
+  if (!rows_fit || kernels.batch_f32 == nullptr || p.queries.rows < batch_threshold(kernels.batch_group)) {
+    return batch;
+  }
   batch.group = kernels.batch_group;
   batch.data = pack_query_groups(p.queries, p.dim, batch.group);
   return batch;

@@ -194,6 +194,11 @@ double run_on_every_worker(unsigned threads, Chains chains) {
 
 }  // namespace
 
+std::size_t batch_queries() {
+  const Kernels& kernels = active_kernels();
+  return kernels.batch_f32 != nullptr ? detail::batch_threshold(kernels.batch_group) : 0;
+}
+
 double fma_peak(std::size_t steps, unsigned threads) {
   const Kernels& kernels = active_kernels();
   return run_on_every_worker<float>(threads, [&](float* r) { return kernels.fma_chains(steps, r); });

@@ -116,7 +116,10 @@ def capabilities() -> dict[str, Any]:
         None for numpy), ``compiled`` (ISAs built into the core),
         ``supported`` (those this CPU can run), ``verified`` (those chosen
         without being asked for), ``cpu`` (feature names), ``threads``
-        (default thread count) and ``version``.
+        (default thread count), ``version`` and, for the native backend,
+        ``batch_queries`` (float32 calls of at least this many queries take
+        the batch kernel, whose float sums differ in order from the row
+        kernels'; 0 where the ISA has none).
     """
     from . import __version__
 

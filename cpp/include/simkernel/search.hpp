@@ -87,6 +87,10 @@ double stream_sum(const float* data, std::size_t n, unsigned threads);
 // floating-point operations done by all workers.
 double fma_peak(std::size_t steps, unsigned threads);
 
+// float32 calls of at least this many queries take the active ISA's batch
+// kernel (0 where it has none): docs/semantics.md.
+std::size_t batch_queries();
+
 // The same with the active ISA's int8 multiply-add chains: the int8 peak.
 // Returns the multiply-adds done by all workers.
 double int8_peak(std::size_t steps, unsigned threads);

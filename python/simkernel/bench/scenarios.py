@@ -107,6 +107,7 @@ SCENARIOS = (
     Scenario("one query, 1M x 384 float32, cosine", "float32", 1, 1_000_000, metric="cosine"),
     Scenario("one query, 1M x 384 float32, l2", "float32", 1, 1_000_000, metric="l2"),
     Scenario("one query, 1M x 384 float16", "float16", 1, 1_000_000),
+    Scenario("16 queries, 1M x 384 float32", "float32", 16, 1_000_000),
     Scenario("1000 queries, 200k x 384 float32", "float32", 1000, 200_000),
     Scenario("1000 queries, 200k x 384 float32, cosine", "float32", 1000, 200_000, metric="cosine"),
     Scenario("1000 queries, 200k x 384 float32, l2", "float32", 1000, 200_000, metric="l2"),
