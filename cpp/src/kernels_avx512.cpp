@@ -101,12 +101,6 @@ struct FloatVector {
   }
 };
 
-// int8 dot products with VNNI: vpdpbusd multiplies unsigned by signed bytes
-// and adds each 4 products into an int32 lane, without saturation. A corpus
-// byte XOR 0x80 is c + 128 as an unsigned byte, so it sums (c + 128) . q =
-// c . q + 128 sum(q), and 128 sum(q), known per query, is taken off at the
-// end: exact for every int8 value, -128 included, and |sums| stay below 2^31
-// for rows up to 32,768 long.
 // acc + each lane's four products of unsigned bytes of a by signed bytes of
 // b (vpdpbusd). GCC 12 compiles the intrinsic with a copy of the
 // accumulator around each instruction and the others spilled to the stack
@@ -122,6 +116,12 @@ __m512i dpbusd(__m512i acc, __m512i a, __m512i b) {
 #endif
 }
 
+// int8 dot products with VNNI: vpdpbusd multiplies unsigned by signed bytes
+// and adds each 4 products into an int32 lane, without saturation. A corpus
+// byte XOR 0x80 is c + 128 as an unsigned byte, so it sums (c + 128) . q =
+// c . q + 128 sum(q), and 128 sum(q), known per query, is taken off at the
+// end: exact for every int8 value, -128 included, and |sums| stay below 2^31
+// for rows up to 32,768 long.
 __m512i load_i8(const std::int8_t* p, std::size_t n) {
   return n >= 64 ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(first64(n), p);
 }

@@ -236,7 +236,6 @@ struct Int8Vector {
     return vdotq_s32(acc, vreinterpretq_s8_s32(q), vreinterpretq_s8_s32(b));
   }
   static void store_lanes(std::int32_t* p, Acc v) { vst1q_s32(p, v); }
-  static std::int32_t sum(const std::int8_t*, std::size_t) { return 0; }
   static std::int32_t sqnorm(const std::int8_t* c, std::size_t dim) { return int8_sqnorm(c, dim); }
 };
 #else

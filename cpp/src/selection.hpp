@@ -21,7 +21,8 @@ struct Entry {
 
 // Higher key first; equal keys go to the lower index. Inline, and as a
 // function object for the standard algorithms: a function pointer there is
-// called, not inlined (measured: 3% of a 16-query, k = 1000 search).
+// called, not inlined (its calls were 5% of the samples of a 16-query,
+// k = 1000 search over 1M rows).
 inline bool better(const Entry& a, const Entry& b) {
   return a.key > b.key || (a.key == b.key && a.index < b.index);
 }
@@ -57,10 +58,6 @@ class TopK {
     if (entries_.size() >= 2 * k_) cut();
   }
   void push_all_into(TopK& other) const;
-  void clear() {
-    entries_.clear();
-    has_bar_ = false;
-  }
   // The k best, best first.
   std::vector<Entry> sorted() const;
 

@@ -460,7 +460,7 @@ void batch_tile(const Tile& t) {
 //   broadcast(x)        four bytes of a row (as an int32) in every lane
 //   dot(acc, q, b)      acc + the four products of each lane's bytes
 //   store_lanes(p, acc) kLanes int32
-//   sum(row, dim)       a row's bytes summed (used only with a bias)
+//   sum(row, dim)       a row's bytes summed (only where kQueryBias is not 0)
 //   sqnorm(row, dim)    a row's squared norm, exact
 //
 // A biased query byte is q + 128, so a lane sums q . c + 128 sum(c); the
@@ -509,7 +509,8 @@ void batch_i8_block(const Tile& t, std::size_t g, std::size_t j0, const std::int
   }
   if (full < quads) step(full, [full, &t](const std::int8_t* c) { return row_quad(c, full, t.dim); });
   store_transposed<I, NR>(acc, t, g, j0, scores, [row_sums](std::int32_t x, int r) {
-    return I::kQueryBias != 0 ? x - 128 * row_sums[r] : x;
+    if constexpr (I::kQueryBias != 0) return x - 128 * row_sums[r];
+    return x;
   });
 }
 
@@ -525,7 +526,7 @@ void batch_i8_tile(const Tile& t) {
   std::size_t groups = (t.query_count + kGroup - 1) / kGroup;
   for (std::size_t j0 = 0; j0 < t.corpus_count; j0 += kRun) {
     std::size_t n = std::min(kRun, t.corpus_count - j0);
-    if (I::kQueryBias != 0) {
+    if constexpr (I::kQueryBias != 0) {
       for (std::size_t j = 0; j < n; ++j) {
         row_sums[j] = I::sum(row<std::int8_t>(t.corpus, t.corpus_stride, j0 + j), t.dim);
       }
