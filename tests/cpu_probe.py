@@ -7,6 +7,7 @@ the ISA choice reaches, dies of SIGILL. Prints one line per ISA checked and
 
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 
 import simkernel as sk
@@ -39,7 +40,8 @@ def probe() -> list[str]:
     bits, query_bits = sk.binary_quantize(corpus), sk.binary_quantize(queries)
     cases = [
         (queries, corpus, "cosine", False), (queries, corpus, "l2", False),
-        (queries, corpus.astype(np.float16), "dot", False), (queries, codes, "cosine", False),
+        (queries, corpus.astype(np.float16), "dot", False),
+        (queries, corpus.astype(ml_dtypes.bfloat16), "l2", False), (queries, codes, "cosine", False),
         (queries, bits, "dot", False), (query_codes, codes, "dot", True),
         (query_codes, codes, "sqeuclidean", True), (query_bits, bits, "hamming", True),
     ]
@@ -54,8 +56,8 @@ def probe() -> list[str]:
             candidates = np.tile(np.arange(0, 300, 3), (5, 1))
             same(sk.rescore(queries, candidates, corpus, k=4),
                  with_numpy(sk.rescore, queries, candidates, corpus, k=4), False)
-            for dtype, rescore in [("float32", None), ("float16", None), ("int8", None),
-                                   ("binary", "float32")]:
+            for dtype, rescore in [("float32", None), ("float16", None), ("bfloat16", None),
+                                   ("int8", None), ("binary", "float32")]:
                 index = sk.Index(37, "cosine", dtype, rescore=rescore)
                 index.add(corpus)
                 found = index.search(queries, k=5)

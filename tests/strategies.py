@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import ml_dtypes  # noqa: F401  (registers numpy's "bfloat16" dtype name)
 import numpy as np
 from hypothesis import strategies as st
 
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 PAIR_METRICS = {
     ("float32", "float32"): ("cosine", "dot", "sqeuclidean", "l2"),
     ("float32", "float16"): ("cosine", "dot", "sqeuclidean", "l2"),
+    ("float32", "bfloat16"): ("cosine", "dot", "sqeuclidean", "l2"),
     ("float32", "int8"): ("cosine", "dot", "sqeuclidean", "l2"),
     ("float32", "bits"): ("cosine", "dot"),
     ("int8", "int8"): ("cosine", "dot", "sqeuclidean", "l2"),

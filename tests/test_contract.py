@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 import pytest
 
 import simkernel as sk
 
 FLOAT_METRICS = ["dot", "cosine", "sqeuclidean", "l2"]
+HALF_TYPES = [np.float16, ml_dtypes.bfloat16]
 
 
 @pytest.fixture
@@ -161,8 +163,9 @@ def test_float_queries_against_int8_codes_rank_as_the_decoded_vectors(backend, r
     np.testing.assert_array_equal(on_codes.indices, on_decoded.indices)
 
 
-def test_float16_corpus_is_searched_as_its_float32_values(backend, rng):
-    corpus = rng.standard_normal((200, 20)).astype(np.float16)
+@pytest.mark.parametrize("dtype", HALF_TYPES)
+def test_16_bit_float_corpus_is_searched_as_its_float32_values(backend, rng, dtype):
+    corpus = rng.standard_normal((200, 20)).astype(dtype)
     q = rng.standard_normal((3, 20)).astype(np.float32)
     for metric in FLOAT_METRICS:
         np.testing.assert_allclose(sk.cdist(q, corpus, metric=metric),
@@ -170,12 +173,28 @@ def test_float16_corpus_is_searched_as_its_float32_values(backend, rng):
                                    rtol=1e-6, atol=1e-5)
 
 
-def test_float64_and_float16_queries_are_accepted(backend, rng):
+@pytest.mark.parametrize("dtype", HALF_TYPES)
+def test_float64_and_16_bit_float_queries_are_accepted(backend, rng, dtype):
     corpus = rng.standard_normal((50, 5)).astype(np.float32)
-    q = corpus[:2].astype(np.float16)
+    q = corpus[:2].astype(dtype)
     for queries in (q, q.astype(np.float64), q.astype(np.float32).tolist()):
         np.testing.assert_array_equal(sk.topk(queries, corpus, k=3).indices,
                                       sk.topk(q.astype(np.float32), corpus, k=3).indices)
+
+
+@pytest.mark.parametrize("scale", [1e-30, 1e30])
+@pytest.mark.parametrize("queries", [1, 40])  # both sides of the batch threshold
+def test_bfloat16_rows_far_outside_unit_size_have_exact_cosines(backend, rng, scale, queries):
+    # bfloat16 has float32's range: squared norms of such rows leave it, and
+    # the cosine must still be the cosine.
+    base = rng.standard_normal((60, 24)).astype(ml_dtypes.bfloat16)
+    corpus = (base.astype(np.float32) * np.float32(scale)).astype(ml_dtypes.bfloat16)
+    q = rng.standard_normal((queries, 24)).astype(np.float32)
+    got = sk.cdist(q, corpus, metric="cosine")
+    q64, c64 = q.astype(np.float64), corpus.astype(np.float64)
+    exact = (q64 @ c64.T) / np.outer(np.linalg.norm(q64, axis=1), np.linalg.norm(c64, axis=1))
+    np.testing.assert_allclose(got, exact, atol=1e-5)
+    assert np.abs(got).max() > 0.3
 
 
 def test_views_and_memmaps_give_the_same_results_as_copies(backend, rng, tmp_path):
@@ -228,7 +247,7 @@ def test_non_finite_queries_are_a_value_error_naming_queries(backend, values, me
         sk.topk(np.array([values], dtype=np.float32), corpus, k=1, metric=metric)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("dtype", [np.float32, *HALF_TYPES])
 @pytest.mark.parametrize("metric", FLOAT_METRICS)
 def test_non_finite_corpus_is_a_value_error_naming_corpus(backend, dtype, metric):
     corpus = np.ones((1000, 3), dtype=dtype)
@@ -270,17 +289,17 @@ def test_rescore_rejects_bad_candidates(backend, candidates):
         sk.rescore(np.ones((1, 2)), candidates, np.ones((10, 2), dtype=np.float32))
 
 
-def test_rescore_reads_int8_and_float16_vectors(backend, rng):
+def test_rescore_reads_int8_and_16_bit_float_vectors(backend, rng):
     x = rng.standard_normal((30, 6))
     q = x[:2].astype(np.float32)
     cand = np.array([[0, 5, 9], [1, 2, 3]])
-    for vectors in (x.astype(np.float16), (x * 40).astype(np.int8)):
+    for vectors in (x.astype(np.float16), x.astype(ml_dtypes.bfloat16), (x * 40).astype(np.int8)):
         scores, indices = sk.rescore(q, cand, vectors, k=2, metric="dot")
         assert indices.shape == (2, 2) and set(indices[0]) <= {0, 5, 9}
 
 
 @pytest.mark.parametrize("metric", ["sqeuclidean", "l2"])
-@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("dtype", [np.float32, *HALF_TYPES])
 @pytest.mark.parametrize("queries", [5, 70])  # one side of the batch threshold, then the other
 def test_native_puts_a_vector_at_distance_zero_from_itself(isa, rng, metric, dtype, queries):
     # The core sums |q|^2, |c|^2 and q.c in one order, so the expansion is

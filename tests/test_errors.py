@@ -159,6 +159,11 @@ def test_index_add_rejects_bad_vectors_and_ids_and_keeps_what_it_had():
     np.testing.assert_array_equal(index.get([0, 1, 2]), np.eye(3))
     with pytest.raises(ValueError, match="too large for float16"):
         sk.Index(1, "dot", "float16").add([[1e6]])
+    bfloat16 = sk.Index(1, "dot", "bfloat16")
+    bfloat16.add([[3.38e38]])  # bfloat16's largest, rounded to it
+    with pytest.raises(ValueError, match="too large for bfloat16"):
+        bfloat16.add([[3.4e38]])  # rounds to infinity
+    assert len(bfloat16) == 1
 
 
 def test_index_search_rejects_bad_queries_dims_and_allow():

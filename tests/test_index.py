@@ -15,8 +15,9 @@ import simkernel as sk
 from reference import assert_valid_topk, exact_scores, tolerance
 from strategies import index_operations
 
-STORAGE_CASES = [("float32", None), ("float16", None), ("int8", None), ("binary", None),
-                 ("binary", "float32"), ("binary", "int8"), ("int8", "float16")]
+STORAGE_CASES = [("float32", None), ("float16", None), ("bfloat16", None), ("int8", None),
+                 ("binary", None), ("binary", "float32"), ("binary", "int8"), ("int8", "float16"),
+                 ("binary", "bfloat16")]
 FLOAT_METRICS = ["cosine", "dot", "sqeuclidean", "l2"]
 
 
@@ -325,11 +326,12 @@ def test_property_ids_survive_any_sequence_of_changes(backend, tmp_path):
     check()
 
 
-def test_scores_stay_within_the_float_tolerance(backend, rng):
-    x = rng.standard_normal((300, 40)).astype(np.float16).astype(np.float32)
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_scores_stay_within_the_float_tolerance(backend, rng, dtype):
+    x = rng.standard_normal((300, 40)).astype(dtype).astype(np.float32)
     q = rng.standard_normal((5, 40)).astype(np.float32)
     for metric in FLOAT_METRICS:
-        index = sk.Index(40, metric, "float16")
+        index = sk.Index(40, metric, dtype)
         index.add(x)
         stored = index.get(index.ids)
         got = index.search(q, k=10)

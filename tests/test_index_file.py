@@ -18,7 +18,8 @@ import simkernel as sk
 from simkernel import _index_file
 
 CASES = [("cosine", "float32", None), ("l2", "float16", None), ("dot", "int8", "float32"),
-         ("cosine", "binary", "int8"), ("hamming", "binary", None)]
+         ("cosine", "binary", "int8"), ("hamming", "binary", None), ("cosine", "bfloat16", None),
+         ("dot", "int8", "bfloat16")]
 
 
 pytestmark = pytest.mark.usefixtures("index_pieces")
@@ -106,8 +107,18 @@ def test_truncated_foreign_corrupt_and_newer_files_are_refused(rng, tmp_path):
     refused(data[:header_byte] + bytes([data[header_byte] ^ 1]) + data[header_byte + 1:],
             "header checksum")
     newer = data[:8] + struct.pack("<I", _index_file.VERSION + 1) + data[12:]
-    refused(newer, "version 2")
+    refused(newer, f"version {_index_file.VERSION + 1}")
     assert isinstance(sk.IndexFileError("x"), ValueError)
+
+
+@pytest.mark.parametrize("dtype,rescore,version", [("float32", None, 1), ("int8", "float16", 1),
+                                                   ("bfloat16", None, 2), ("int8", "bfloat16", 2)])
+def test_a_file_has_the_oldest_version_that_holds_it(rng, tmp_path, dtype, rescore, version):
+    # Releases before bfloat16 read version 1; only files with bfloat16 rows
+    # need version 2, so an old release refuses them as too new, not corrupt.
+    path = tmp_path / "index.sk"
+    filled(rng, "dot", dtype, rescore, n=20).save(path)
+    assert struct.unpack_from("<I", path.read_bytes(), 8)[0] == version
 
 
 def test_a_failed_save_leaves_the_previous_file(rng, tmp_path, monkeypatch):

@@ -33,10 +33,12 @@ def test_report_covers_every_storage_and_holds_exact_search_to_itself(backend):
         corpus, queries, k=10, relevant=np.arange(50))}
     assert list(report) == list(sk.quality.CONFIGURATIONS)
     assert report["float32"].recall == 1.0 and report["float16"].recall >= 0.99
+    assert report["bfloat16"].recall >= 0.95
+    assert report["bfloat16"].nbytes == report["float16"].nbytes
     assert report["int8"].recall >= 0.9
     assert report["binary + float32 rescore"].recall > report["binary"].recall
     assert report["float32"].hit_rate == 1.0 and report["float32"].ndcg == 1.0
     assert report["binary"].nbytes < report["int8"].nbytes < report["float32"].nbytes
     l2 = sk.quantization_report(corpus, queries, metric="l2")
-    assert [row.name for row in l2] == ["float32", "float16", "int8", "int8, int8 queries"]
+    assert [row.name for row in l2] == ["float32", "float16", "bfloat16", "int8", "int8, int8 queries"]
     assert l2[0].hit_rate is None

@@ -25,12 +25,15 @@ PyObject* g_non_finite_error = nullptr;  // owned by the module for its life
 struct PairInfo {
   const char* name;
   Pair pair;
-  char query_kind;   // numpy dtype chars: f float32, e float16, b int8, B uint8
+  // numpy dtype chars: f float32, e float16, E bfloat16 (ml_dtypes), b int8,
+  // B uint8
+  char query_kind;
   char corpus_kind;
 };
 
 constexpr PairInfo kPairs[] = {
     {"f32_f32", Pair::f32_f32, 'f', 'f'}, {"f32_f16", Pair::f32_f16, 'f', 'e'},
+    {"f32_bf16", Pair::f32_bf16, 'f', 'E'},
     {"f32_i8", Pair::f32_i8, 'f', 'b'},   {"f32_bits", Pair::f32_bits, 'f', 'B'},
     {"i8_i8", Pair::i8_i8, 'b', 'b'},     {"bits_bits", Pair::bits_bits, 'B', 'B'},
 };

@@ -114,8 +114,8 @@ std::size_t index_of(const IsaInfo& isa) {
 
 // Member by member: every tile kernel and the stream probe.
 constexpr TileKernel Kernels::*kTileKernels[] = {
-    &Kernels::dot_f32, &Kernels::dot_f16, &Kernels::dot_i8f, &Kernels::dot_bitsf,
-    &Kernels::dot_i8,  &Kernels::sqeuclidean_i8, &Kernels::hamming};
+    &Kernels::dot_f32, &Kernels::dot_f16,        &Kernels::dot_bf16, &Kernels::dot_i8f,
+    &Kernels::dot_bitsf, &Kernels::dot_i8, &Kernels::sqeuclidean_i8, &Kernels::hamming};
 
 // Every row's complete table, each gap taken from the (already complete)
 // table of its fallback, which comes earlier in the registry.
@@ -137,6 +137,7 @@ std::vector<Kernels> complete_tables() {
         table.batch_f32 = from.batch_f32;
         table.batch_group = from.batch_group;
         table.widen_f16 = from.widen_f16;
+        table.widen_bf16 = from.widen_bf16;
         table.widen_i8 = from.widen_i8;
         table.widen_bits = from.widen_bits;
       }

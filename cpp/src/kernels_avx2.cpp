@@ -75,12 +75,17 @@ struct FloatVector {
   static Wide load(const std::uint16_t* p) {
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   }
+  static Wide load(const BFloat16* p) {
+    __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+  }
   static Wide load(const std::int8_t* p) {
     __m128i bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
     return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes));
   }
   static Wide load_tail(const float* p, std::size_t n) { return _mm256_maskload_ps(p, first_lanes(n)); }
   static Wide load_tail(const std::uint16_t* p, std::size_t n) { return load_padded<FloatVector>(p, n); }
+  static Wide load_tail(const BFloat16* p, std::size_t n) { return load_padded<FloatVector>(p, n); }
   static Wide load_tail(const std::int8_t* p, std::size_t n) { return load_padded<FloatVector>(p, n); }
 
   static Wide with_bit_signs(Wide w, const std::uint8_t* bits, std::size_t s, std::size_t) {

@@ -66,6 +66,11 @@ struct FloatVector {
     float16x8_t h = vreinterpretq_f16_u16(vld1q_u16(p));
     return {vcvt_f32_f16(vget_low_f16(h)), vcvt_high_f32_f16(h)};
   }
+  static Wide load(const BFloat16* p) {
+    uint16x8_t h = vld1q_u16(reinterpret_cast<const std::uint16_t*>(p));
+    return {vreinterpretq_f32_u32(vshll_n_u16(vget_low_u16(h), 16)),
+            vreinterpretq_f32_u32(vshll_high_n_u16(h, 16))};
+  }
   static Wide load(const std::int8_t* p) {
     int16x8_t wide = vmovl_s8(vld1_s8(p));
     return {vcvtq_f32_s32(vmovl_s16(vget_low_s16(wide))), vcvtq_f32_s32(vmovl_high_s16(wide))};

@@ -35,6 +35,12 @@ float half_to_float(std::uint16_t h) {
 
 float widen(float x) { return x; }
 float widen(std::uint16_t x) { return half_to_float(x); }
+float widen(BFloat16 x) {
+  std::uint32_t bits = std::uint32_t{x.bits} << 16;
+  float value;
+  std::memcpy(&value, &bits, sizeof value);
+  return value;
+}
 float widen(std::int8_t x) { return static_cast<float>(x); }
 
 // Four independent partial sums, combined in a fixed order, so a pair's score
@@ -226,6 +232,7 @@ double int8_chains(std::size_t steps, std::int32_t* result) {
 constexpr Kernels kernels = {
     dot_float_tile<float>,  // dot_f32
     dot_float_tile<std::uint16_t>,  // dot_f16
+    dot_float_tile<BFloat16>,  // dot_bf16
     dot_float_tile<std::int8_t>,  // dot_i8f
     dot_bits_tile,  // dot_bitsf
     dot_i8_tile,  // dot_i8
@@ -236,6 +243,7 @@ constexpr Kernels kernels = {
     fma_chains,  // fma_chains
     0,  // batch_group
     nullptr,  // widen_f16
+    nullptr,  // widen_bf16
     nullptr,  // widen_i8
     nullptr,  // widen_bits
     nullptr,  // batch_dot_i8

@@ -24,7 +24,8 @@ std::size_t ceil_div(std::size_t a, std::size_t b) { return (a + b - 1) / b; }
 std::size_t corpus_row_bytes(Pair pair, std::size_t dim) {
   switch (pair) {
     case Pair::f32_f32: return 4 * dim;
-    case Pair::f32_f16: return 2 * dim;
+    case Pair::f32_f16:
+    case Pair::f32_bf16: return 2 * dim;
     case Pair::f32_i8:
     case Pair::i8_i8: return dim;
     case Pair::f32_bits:

@@ -12,6 +12,7 @@ namespace {
 WidenKernel widen_for(const Kernels& k, Pair pair) {
   switch (pair) {
     case Pair::f32_f16: return k.widen_f16;
+    case Pair::f32_bf16: return k.widen_bf16;
     case Pair::f32_i8: return k.widen_i8;
     case Pair::f32_bits: return k.widen_bits;
     default: return nullptr;
@@ -30,6 +31,7 @@ TileKernel kernel_for(const Kernels& k, Pair pair, Metric metric) {
   switch (pair) {
     case Pair::f32_f32: return k.dot_f32;
     case Pair::f32_f16: return k.dot_f16;
+    case Pair::f32_bf16: return k.dot_bf16;
     case Pair::f32_i8: return k.dot_i8f;
     case Pair::f32_bits: return k.dot_bitsf;
     case Pair::i8_i8: return distance(metric) ? k.sqeuclidean_i8 : k.dot_i8;
@@ -65,6 +67,22 @@ bool all_finite(const float* x, std::size_t n) {
 // finished in double.
 constexpr float kTinyNorm2 = 7.8886091e-31f;
 constexpr float kHugeNorm2 = 1.2676506e30f;
+
+// A float32 or bfloat16 row's squared norm, summed in double.
+double sqnorm_double(const void* row, Pair pair, std::size_t dim) {
+  double norm2 = 0;
+  for (std::size_t d = 0; d < dim; ++d) {
+    float x;
+    if (pair == Pair::f32_bf16) {
+      std::uint32_t bits = std::uint32_t{static_cast<const BFloat16*>(row)[d].bits} << 16;
+      std::memcpy(&x, &bits, sizeof x);
+    } else {
+      x = static_cast<const float*>(row)[d];
+    }
+    norm2 += static_cast<double>(x) * x;
+  }
+  return norm2;
+}
 
 // 1 / |x| from |x|^2, and 0 for a zero vector (whose cosine is 0).
 float inverse_norm(float norm2) { return norm2 > 0 ? 1.0f / std::sqrt(norm2) : 0.0f; }
@@ -176,9 +194,11 @@ bool TileScorer::score(std::size_t q0, std::size_t nq, const void* corpus,
   }
   kernel_(tile);
   if (new_norms) {
-    // float32 cosine finishes rows whose norm is out of float range itself
-    // (below); anything else with a non-finite norm has a NaN or infinity.
-    bool own_range = p_.metric == Metric::cosine && p_.pair == Pair::f32_f32;
+    // float32 and bfloat16 cosine (bfloat16 has float32's exponent range)
+    // finishes rows whose norm is out of float range itself (below);
+    // anything else with a non-finite norm has a NaN or infinity.
+    bool own_range = p_.metric == Metric::cosine &&
+                     (p_.pair == Pair::f32_f32 || p_.pair == Pair::f32_bf16);
     if (!integer_in_ && !own_range && !all_finite(norms_f_.data(), nc)) return false;
     norms_of_ = corpus;
     norms_count_ = nc;
@@ -195,9 +215,7 @@ bool TileScorer::score(std::size_t q0, std::size_t nq, const void* corpus,
     }
     tiny_inverse_.clear();
     for (std::size_t j : tiny_) {
-      const auto* row = static_cast<const float*>(row_at(Matrix{corpus, corpus_stride, nc}, j));
-      double norm2 = 0;
-      for (std::size_t d = 0; d < p_.dim; ++d) norm2 += static_cast<double>(row[d]) * row[d];
+      double norm2 = sqnorm_double(row_at(Matrix{corpus, corpus_stride, nc}, j), p_.pair, p_.dim);
       if (!std::isfinite(norm2)) return false;  // a NaN or infinity in the row
       tiny_inverse_.push_back(inverse_norm(norm2));
       inverse_f_[j] = 0;  // the float pass leaves these columns to finish_tiny_cosines

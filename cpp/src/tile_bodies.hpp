@@ -12,7 +12,7 @@
 //   add(a, b)           lane-wise sum of two Acc
 //   reduce(acc)         an Acc's lanes summed in the ISA's fixed order
 //   reduce4(accs, out)  reduce of four Acc, to *out[0..3]
-//   load(p), load_tail(p, n)   a step of float / binary16 / int8 elements,
+//   load(p), load_tail(p, n)   a step of float / binary16 / bfloat16 / int8 elements,
 //                       widened; a tail step loads the first n < kStep and
 //                       reads nothing past them (the rest are 0)
 //   with_bit_signs(w, bits, s, dim)   w with its sign flipped in the lanes
@@ -185,7 +185,7 @@ void float_block(const Tile& t, std::size_t i0, std::size_t j0, float* scores) {
   for (; p < kPairs; ++p) *out[p] = V::reduce(sums[p]);
 }
 
-// float32 queries x corpus rows of T (float, binary16 or int8). Groups of 4
+// float32 queries x corpus rows of T (float, binary16, bfloat16 or int8). Groups of 4
 // queries go corpus-row-outermost: kBlockRows rows loaded into L1 serve every
 // group of the tile before the next are read. Queries left over (and a lone
 // query) take the row path. Norms, when asked for, ride along the first
@@ -706,12 +706,28 @@ constexpr Kernels simd_kernels(TileKernel dot_i8, TileKernel sqeuclidean_i8, Til
     batch_i8_group = I::kBatchVectors * I::kLanes;
     batch_i8_bias = I::kQueryBias;
   }
-  return {float_tile<V, float>,         float_tile<V, std::uint16_t>, float_tile<V, std::int8_t>,
-          widened_bits_tile<V>,         dot_i8,                       sqeuclidean_i8,
-          hamming,                      batch_tile<V>,                stream_sum<V>,
-          fma_chains<V>,                V::kBatchVectors * V::kLanes, widen_rows<V, std::uint16_t>, widen_rows<V, std::int8_t>,
-          widen_bit_rows<V>,            batch_dot_i8,                 batch_i8_group,
-          batch_i8_bias,                int8_chains};
+  return {
+      float_tile<V, float>,          // dot_f32
+      float_tile<V, std::uint16_t>,  // dot_f16
+      float_tile<V, BFloat16>,       // dot_bf16
+      float_tile<V, std::int8_t>,    // dot_i8f
+      widened_bits_tile<V>,          // dot_bitsf
+      dot_i8,
+      sqeuclidean_i8,
+      hamming,
+      batch_tile<V>,                 // batch_f32
+      stream_sum<V>,
+      fma_chains<V>,
+      V::kBatchVectors * V::kLanes,  // batch_group
+      widen_rows<V, std::uint16_t>,  // widen_f16
+      widen_rows<V, BFloat16>,       // widen_bf16
+      widen_rows<V, std::int8_t>,    // widen_i8
+      widen_bit_rows<V>,             // widen_bits
+      batch_dot_i8,
+      batch_i8_group,
+      batch_i8_bias,
+      int8_chains,
+  };
 }
 
 }  // namespace

@@ -22,7 +22,7 @@ using namespace simkernel;
 
 namespace {
 
-enum class Elem { f32, f16, i8, bits };
+enum class Elem { f32, f16, bf16, i8, bits };
 
 struct KernelCase {
   const char* name;
@@ -35,6 +35,7 @@ struct KernelCase {
 const KernelCase kCases[] = {
     {"dot_f32", &Kernels::dot_f32, Elem::f32, Elem::f32, false},
     {"dot_f16", &Kernels::dot_f16, Elem::f32, Elem::f16, false},
+    {"dot_bf16", &Kernels::dot_bf16, Elem::f32, Elem::bf16, false},
     {"dot_i8f", &Kernels::dot_i8f, Elem::f32, Elem::i8, false},
     {"dot_bitsf", &Kernels::dot_bitsf, Elem::f32, Elem::bits, false},
     {"dot_i8", &Kernels::dot_i8, Elem::i8, Elem::i8, true},
@@ -45,7 +46,8 @@ const KernelCase kCases[] = {
 std::size_t row_bytes(Elem e, std::size_t dim) {
   switch (e) {
     case Elem::f32: return 4 * dim;
-    case Elem::f16: return 2 * dim;
+    case Elem::f16:
+    case Elem::bf16: return 2 * dim;
     case Elem::i8: return dim;
     case Elem::bits: return (dim + 7) / 8;
   }
@@ -73,6 +75,17 @@ void fill(Elem e, unsigned char* p, std::size_t dim, std::mt19937& rng) {
       std::uint16_t h = static_cast<std::uint16_t>(((rng() & 1u) << 15) | ((10 + rng() % 10) << 10) |
                                                    (rng() & 0x3ffu));
       std::memcpy(p + 2 * i, &h, 2);
+    }
+  } else if (e == Elem::bf16) {
+    // A float32 of the normal distribution cut to its top half: every bit
+    // of the mantissa the type keeps is random, the exponents realistic.
+    std::normal_distribution<float> normal;
+    for (std::size_t i = 0; i < dim; ++i) {
+      float v = normal(rng);
+      std::uint32_t bits;
+      std::memcpy(&bits, &v, 4);
+      std::uint16_t top = static_cast<std::uint16_t>(bits >> 16);
+      std::memcpy(p + 2 * i, &top, 2);
     }
   } else {
     for (std::size_t i = 0; i < row_bytes(e, dim); ++i) p[i] = static_cast<unsigned char>(rng());
@@ -255,6 +268,11 @@ std::vector<float> widened(Elem e, const void* p, std::size_t dim) {
       std::memcpy(&h, bytes + 2 * i, 2);
       std::uint32_t bits = (std::uint32_t{h & 0x8000u} << 16) |
                            ((((h >> 10) & 0x1fu) + 112u) << 23) | (std::uint32_t{h & 0x3ffu} << 13);
+      std::memcpy(&out[i], &bits, 4);
+    } else if (e == Elem::bf16) {
+      std::uint16_t top;
+      std::memcpy(&top, bytes + 2 * i, 2);
+      std::uint32_t bits = std::uint32_t{top} << 16;
       std::memcpy(&out[i], &bits, 4);
     } else if (e == Elem::i8) {
       out[i] = static_cast<float>(static_cast<std::int8_t>(bytes[i]));
@@ -465,6 +483,7 @@ void test_kernels(const char* label, const Kernels& wide) {
         }
       }
       check_widening(label, Elem::f16, wide.widen_f16, dim, rng);
+      check_widening(label, Elem::bf16, wide.widen_bf16, dim, rng);
       check_widening(label, Elem::i8, wide.widen_i8, dim, rng);
       check_widening(label, Elem::bits, wide.widen_bits, dim, rng);
     }

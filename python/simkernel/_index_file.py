@@ -31,8 +31,12 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from ._checks import BFLOAT16
+
 MAGIC = b"SKINDEX\0"
-VERSION = 1
+# The newest format this reads. Version 2 added bfloat16 sections; a file
+# without them is still written as version 1, which older releases read.
+VERSION = 2
 _PREAMBLE = struct.Struct("<8sIII")
 _ALIGN = 64
 # Sections are written and checksummed in pieces of this size, so saving
@@ -75,7 +79,8 @@ def _pieces(arrays: Sequence[np.ndarray]) -> Iterator[memoryview]:
         row_bytes = max(1, array.itemsize * int(np.prod(array.shape[1:])))
         step = max(1, _PIECE_BYTES // row_bytes)
         for start in range(0, len(array), step):
-            yield np.ascontiguousarray(array[start:start + step]).reshape(-1).data
+            # As bytes: a buffer of bfloat16 (ml_dtypes) cannot be exported.
+            yield np.ascontiguousarray(array[start:start + step]).reshape(-1).view(np.uint8).data
 
 
 def _crc(arrays: Sequence[np.ndarray]) -> int:
@@ -89,7 +94,7 @@ def _describe(sections: list[Section], crcs: list[int],
               first_offset: int) -> list[dict[str, Any]]:
     described, offset = [], first_offset
     for section, crc in zip(sections, crcs):
-        described.append({"name": section.name, "dtype": section.dtype.str,
+        described.append({"name": section.name, "dtype": _dtype_name(section.dtype),
                           "shape": list(section.shape), "offset": offset,
                           "nbytes": section.nbytes, "crc32": crc})
         offset = _aligned(offset + section.nbytes)
@@ -126,7 +131,7 @@ def write(path: str | os.PathLike[str], settings: dict[str, Any],
     try:
         os.fchmod(handle, mode)
         with os.fdopen(handle, "wb") as out:
-            out.write(_PREAMBLE.pack(MAGIC, VERSION, len(header), zlib.crc32(header)))
+            out.write(_PREAMBLE.pack(MAGIC, _version_for(sections), len(header), zlib.crc32(header)))
             out.write(bytes(_ALIGN - _PREAMBLE.size))
             out.write(header)
             for section, where in zip(sections, layout):
@@ -141,6 +146,11 @@ def write(path: str | os.PathLike[str], settings: dict[str, Any],
             os.unlink(temporary)
         raise
     _sync_folder(folder)
+
+
+def _version_for(sections: list[Section]) -> int:
+    """The oldest format version that holds these sections."""
+    return 2 if any(section.dtype == BFLOAT16 for section in sections) else 1
 
 
 def _mode_for(target: str) -> int:
@@ -207,8 +217,15 @@ def _read_header(path: str, size: int) -> dict[str, Any]:
     return parsed
 
 
-# The element types an index file holds: ids, and each storage kind's rows.
-_DTYPES = {np.dtype(t).str for t in (np.int64, np.float32, np.float16, np.int8, np.uint8)}
+# The element types an index file holds (ids, and each storage kind's rows),
+# by the name its header gives them: numpy's type string, except bfloat16,
+# whose type string ("<V2") would read back as two raw bytes.
+_DTYPES = {np.dtype(t).str: np.dtype(t) for t in (np.int64, np.float32, np.float16, np.int8, np.uint8)}
+_DTYPES["bfloat16"] = BFLOAT16
+
+
+def _dtype_name(dtype: np.dtype) -> str:
+    return "bfloat16" if dtype == BFLOAT16 else dtype.str
 
 
 def _count(value: object) -> bool:
@@ -226,7 +243,8 @@ def _check_layout(path: str, size: int, header: dict[str, Any]) -> list[dict[str
     end, names = _ALIGN, set()
     for s in sections:
         ok = (isinstance(s, dict) and isinstance(s.get("name"), str)
-              and s.get("dtype") in _DTYPES and isinstance(s.get("shape"), list)
+              and isinstance(s.get("dtype"), str) and s["dtype"] in _DTYPES
+              and isinstance(s.get("shape"), list)
               and all(_count(n) for n in s["shape"]) and 1 <= len(s["shape"]) <= 2
               and all(_count(s.get(key)) for key in ("offset", "nbytes", "crc32")))
         if not ok:
@@ -235,7 +253,7 @@ def _check_layout(path: str, size: int, header: dict[str, Any]) -> list[dict[str
         if s["name"] in names:
             raise IndexFileError(f"{path} is corrupt: two sections are named {s['name']!r}")
         names.add(s["name"])
-        expected = np.dtype(s["dtype"]).itemsize
+        expected = _DTYPES[s["dtype"]].itemsize
         for n in s["shape"]:
             expected *= n  # Python integers: a huge shape cannot wrap around
         if s["offset"] % _ALIGN or s["offset"] < end or s["nbytes"] != expected:
@@ -264,7 +282,7 @@ def read(path: str | os.PathLike[str], mmap: bool,
     header = _read_header(path, size)
     arrays = {}
     for s in _check_layout(path, size, header):
-        dtype, shape = np.dtype(s["dtype"]), tuple(s["shape"])
+        dtype, shape = _DTYPES[s["dtype"]], tuple(s["shape"])
         if s["nbytes"] == 0:
             array = np.empty(shape, dtype)
         elif mmap:

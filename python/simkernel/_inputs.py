@@ -12,7 +12,7 @@ from typing import Optional, Union
 
 import numpy as np
 
-from ._checks import positive_int
+from ._checks import BFLOAT16, is_float, positive_int
 from ._storage import Pieces
 
 METRICS = ("cosine", "dot", "sqeuclidean", "l2", "hamming")
@@ -28,15 +28,16 @@ MAX_HAMMING_BITS = 2**31 - 1
 PAIR_METRICS = {
     "f32_f32": ("cosine", "dot", "sqeuclidean", "l2"),
     "f32_f16": ("cosine", "dot", "sqeuclidean", "l2"),
+    "f32_bf16": ("cosine", "dot", "sqeuclidean", "l2"),
     "f32_i8": ("cosine", "dot", "sqeuclidean", "l2"),
     "f32_bits": ("cosine", "dot"),
     "i8_i8": ("cosine", "dot", "sqeuclidean", "l2"),
     "bits_bits": ("hamming",),
 }
 
-_CORPUS_KINDS = {np.dtype(np.float32): "f32", np.dtype(np.float16): "f16",
+_CORPUS_KINDS = {np.dtype(np.float32): "f32", np.dtype(np.float16): "f16", BFLOAT16: "bf16",
                  np.dtype(np.int8): "i8", np.dtype(np.uint8): "bits"}
-_ACCEPTED = "float32, float16, float64, int8 (codes) or uint8 (bit-packed)"
+_ACCEPTED = "float32, float16, bfloat16, float64, int8 (codes) or uint8 (bit-packed)"
 
 
 Corpus = Union[np.ndarray, Pieces]
@@ -99,8 +100,8 @@ def _as_rows(x: object, name: str, *, widen_queries: bool) -> np.ndarray:
         # Byte-swapped (big-endian) floats: converted once, as other types are.
         array = array.astype(array.dtype.newbyteorder("="))
     dtype = array.dtype
-    if dtype == np.float64 or (widen_queries and dtype == np.float16):
-        # float16 queries are widened exactly; they are small, the corpus is not.
+    if dtype == np.float64 or (widen_queries and dtype in (np.float16, BFLOAT16)):
+        # 16-bit float queries are widened exactly; they are small, the corpus is not.
         array = array.astype(np.float32)
     elif dtype not in _CORPUS_KINDS:
         raise TypeError(f"{name} has dtype {dtype}; expected {_ACCEPTED}")
@@ -244,7 +245,7 @@ def non_finite_error(args: SearchArgs) -> ValueError:
     """
     queries, *corpus = args.arrays()
     for arrays, name in (([queries], args.query_name), (corpus, args.corpus_name)):
-        if any(a.dtype.kind == "f" and not np.isfinite(a).all() for a in arrays):
+        if any(is_float(a.dtype) and not np.isfinite(a).all() for a in arrays):
             return ValueError(f"{name} contains NaN or infinity")
     return ValueError(
         f"scores overflowed float32: values in {args.query_name} or "

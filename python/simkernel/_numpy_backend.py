@@ -69,9 +69,10 @@ def _float_scores(args: SearchArgs, q: np.ndarray, rows: np.ndarray) -> np.ndarr
         c_norms64 = c_norms.astype(np.float64)
         with np.errstate(invalid="ignore"):
             out_of_range = ~((c_norms >= _TINY_NORM2) & (c_norms <= _HUGE_NORM2))
-        if args.pair == "f32_f32" and out_of_range.any():
-            # Underflowed (or 0 for a non-zero row) or overflowed in float32:
-            # summed again in float64, as the native core does.
+        if args.pair in ("f32_f32", "f32_bf16") and out_of_range.any():
+            # Underflowed (or 0 for a non-zero row) or overflowed in float32
+            # (bfloat16 has float32's range): summed again in float64, as the
+            # native core does.
             c_norms64[out_of_range] = np.einsum("ij,ij->i", c[out_of_range], c[out_of_range],
                                                 dtype=np.float64)
         if not (np.isfinite(q_norms).all() and np.isfinite(c_norms64).all()):

@@ -29,7 +29,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _backend, _index_file
-from ._checks import positive_int
+from ._checks import is_float, positive_int
 from ._codecs import CODECS
 from ._filters import Allow, allowed_rows, filtered_topk
 from ._ids import IdMap, one_id
@@ -40,8 +40,8 @@ from ._threads import resolve_threads
 from ._types import TopK
 from .quantize import Int8Quantizer
 
-STORAGE = ("float32", "float16", "int8", "binary")
-RESCORE = (None, "float32", "float16", "int8")
+STORAGE = ("float32", "float16", "bfloat16", "int8", "binary")
+RESCORE = (None, "float32", "float16", "bfloat16", "int8")
 # remove() reclaims the space of dead rows once they are this share of all.
 _DEAD_SHARE = 0.25
 # An int8 scale fitted on fewer first rows than this may clip later ones.
@@ -92,8 +92,8 @@ def _float_rows(x: ArrayLike, name: str, dim: int,
     """float32 (n, dim) finite rows (scaled to unit length if ``unit``), and
     whether ``x`` was one 1-D vector."""
     array = np.asarray(x)
-    if array.dtype.kind != "f":
-        raise TypeError(f"{name} must be float vectors (float16, float32 or float64), "
+    if not is_float(array.dtype):
+        raise TypeError(f"{name} must be float vectors (float16, bfloat16, float32 or float64), "
                         f"got dtype {array.dtype}")
     one = array.ndim == 1
     rows = array[np.newaxis, :] if one else array
@@ -134,11 +134,11 @@ class Index:
     metric : {"cosine", "dot", "sqeuclidean", "l2", "hamming"}
         Binary storage takes "cosine" or "dot" (float queries against sign
         bits, each bit +1 or -1) or "hamming" (sign bits of the queries).
-    dtype : {"float32", "float16", "int8", "binary"}
+    dtype : {"float32", "float16", "bfloat16", "int8", "binary"}
         How vectors are stored and searched first. Cosine indexes store
         normalized rows (`normalized`); with float32 storage their search is
         then a dot product with the unit query.
-    rescore : {None, "float32", "float16", "int8"}
+    rescore : {None, "float32", "float16", "bfloat16", "int8"}
         Also store the vectors this way, and re-rank the first stage's best
         ``k * rescore_factor`` rows with them.
     rescore_factor : int
@@ -166,7 +166,7 @@ class Index:
         if dtype not in STORAGE:
             raise ValueError(f"dtype must be one of {', '.join(STORAGE)}; got {dtype!r}")
         if rescore not in RESCORE:
-            raise ValueError(f"rescore must be None or one of float32, float16, int8; "
+            raise ValueError(f"rescore must be None or one of {', '.join(RESCORE[1:])}; "
                              f"got {rescore!r}")
         if dtype == "binary" and metric not in ("cosine", "dot", "hamming"):
             raise ValueError(f"binary storage searches by cosine, dot or hamming; got "

@@ -24,6 +24,7 @@ from .search import topk
 CONFIGURATIONS: dict[str, dict[str, Any]] = {
     "float32": {"dtype": "float32"},
     "float16": {"dtype": "float16"},
+    "bfloat16": {"dtype": "bfloat16"},
     "int8": {"dtype": "int8"},
     "int8, int8 queries": {"dtype": "int8", "asymmetric": False},
     "binary": {"dtype": "binary"},

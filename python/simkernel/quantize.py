@@ -7,14 +7,16 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ._checks import is_float
+
 
 def _float_input(x: ArrayLike, name: str) -> np.ndarray:
     array = np.asarray(x)
-    if array.dtype.kind not in "fiu" or array.dtype == np.bool_:
+    if not (is_float(array.dtype) or array.dtype.kind in "iu") or array.dtype == np.bool_:
         raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
     if array.ndim not in (1, 2):
         raise ValueError(f"{name} must be 1-D or 2-D, got shape {array.shape}")
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
+    if is_float(array.dtype) and not np.isfinite(array).all():
         raise ValueError(f"{name} contains NaN or infinity")
     return array
 

@@ -21,9 +21,10 @@ def topk(queries: ArrayLike, corpus: ArrayLike, k: int = 10, metric: str = "cosi
     ----------
     queries : array_like
         ``(q, d)`` vectors, or one ``(d,)`` vector (then results are 1-D).
-        float32/float16/float64, int8 codes, or bit-packed uint8 (hamming).
+        float32/float16/bfloat16/float64, int8 codes, or bit-packed uint8
+        (hamming). bfloat16 is ``ml_dtypes.bfloat16``.
     corpus : array_like
-        ``(n, d)`` float32, float16 or float64 vectors, int8 codes, or
+        ``(n, d)`` float32, float16, bfloat16 or float64 vectors, int8 codes, or
         ``(n, ceil(d/8))`` bit-packed uint8. Strided views and memmaps are read
         in place.
     k : int
@@ -92,7 +93,7 @@ def rescore(queries: ArrayLike, candidates: ArrayLike, vectors: ArrayLike, k: in
         ``(q, m)`` integer row numbers into ``vectors``, e.g. a first stage's
         ``indices``; distinct within each row.
     vectors : array_like
-        ``(n, d)`` float32, float16 or int8 vectors (an array or a memmap);
+        ``(n, d)`` float32, float16, bfloat16 or int8 vectors (an array or a memmap);
         only the candidate rows are read.
     k : int
         Results per query; ``min(k, m)`` are returned.

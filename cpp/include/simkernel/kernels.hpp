@@ -27,6 +27,14 @@ struct Tile {
 
 using TileKernel = void (*)(const Tile&);
 
+// A bfloat16 element: the top 16 bits of a float32 (sign, 8-bit exponent, 7
+// mantissa bits), so widening it is a 16-bit shift, exact for every value.
+// A type of its own, not a bare uint16_t, so that overloads tell it from
+// binary16.
+struct BFloat16 {
+  std::uint16_t bits;
+};
+
 // `steps` rounds of independent int8 multiply-add chains (the benchmark's
 // int8 peak probe): returns the multiply-adds done; *result keeps them from
 // being elided.
@@ -34,7 +42,7 @@ using Int8Chains = double (*)(std::size_t steps, std::int32_t* result);
 
 // `count` rows of one element type (from `rows`, `stride` bytes apart; `dim`
 // elements, or bits) as float32, `dim` floats each, one after another in
-// `out`: how float16, int8 and bit rows reach the batch kernel.
+// `out`: how float16, bfloat16, int8 and bit rows reach the batch kernel.
 using WidenKernel = void (*)(const void* rows, std::ptrdiff_t stride, std::size_t count,
                              std::size_t dim, float* out);
 
@@ -52,6 +60,7 @@ constexpr std::size_t kMaxHammingBits = 2147483647;
 struct Kernels {
   TileKernel dot_f32;
   TileKernel dot_f16;
+  TileKernel dot_bf16;
   TileKernel dot_i8f;          // float32 queries x int8 corpus
   TileKernel dot_bitsf;        // float32 queries x bits, each bit +1 / -1
   TileKernel dot_i8;           // int8 x int8, exact int32
@@ -73,9 +82,10 @@ struct Kernels {
   double (*fma_chains)(std::size_t steps, float* result);
   // Queries per packed group of batch_f32: its register tile's width.
   std::size_t batch_group;
-  // Rows widened for batch_f32 (null with it): binary16, int8, and bits as
-  // +1.0 / -1.0.
+  // Rows widened for batch_f32 (null with it): binary16, bfloat16, int8,
+  // and bits as +1.0 / -1.0.
   WidenKernel widen_f16;
+  WidenKernel widen_bf16;
   WidenKernel widen_i8;
   WidenKernel widen_bits;
   // Many int8 queries x int8 rows, exact int32 dot products (with int32

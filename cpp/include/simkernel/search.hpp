@@ -9,9 +9,10 @@
 
 namespace simkernel {
 
-// Element types of (queries, corpus). Float16 and float64 queries are widened
-// to float32 before they get here; they are small, the corpus is not.
-enum class Pair { f32_f32, f32_f16, f32_i8, f32_bits, i8_i8, bits_bits };
+// Element types of (queries, corpus). Float16, bfloat16 and float64 queries
+// are widened to float32 before they get here; they are small, the corpus is
+// not.
+enum class Pair { f32_f32, f32_f16, f32_bf16, f32_i8, f32_bits, i8_i8, bits_bits };
 enum class Metric { dot, cosine, sqeuclidean, l2, hamming };
 
 struct Matrix {

@@ -121,6 +121,16 @@ def _int8_queries(data: Data) -> np.ndarray:
     return data.codec.encode(data.search_queries)
 
 
+def _same_type_queries(scenario: Scenario, data: Data) -> np.ndarray:
+    """The queries in the corpus's element type, for peers that take one type
+    for both (16-bit floats rounded, int8 encoded)."""
+    if scenario.kind in ("float16", "bfloat16"):
+        return data.search_queries.astype(data.corpus.dtype)
+    if scenario.kind == "int8":
+        return _int8_queries(data)
+    return data.search_queries
+
+
 def _float_rows(data: Data) -> list[np.ndarray]:
     """The corpus as float32 blocks (decoded for int8), for indexes that take floats."""
     step = 65536
@@ -132,7 +142,7 @@ def _float_rows(data: Data) -> list[np.ndarray]:
 
 
 def prepare_faiss(scenario: Scenario, data: Data, threads: int) -> Search:
-    """IndexFlatIP / IndexFlatL2, IndexScalarQuantizer (fp16, 8-bit), IndexBinaryFlat."""
+    """IndexFlatIP / IndexFlatL2, IndexScalarQuantizer (fp16, bf16, 8-bit), IndexBinaryFlat."""
     import faiss
 
     faiss.omp_set_num_threads(threads)
@@ -147,6 +157,7 @@ def prepare_faiss(scenario: Scenario, data: Data, threads: int) -> Search:
             index = faiss.IndexFlat(d, metric)
         else:
             kind = {"float16": faiss.ScalarQuantizer.QT_fp16,
+                    "bfloat16": faiss.ScalarQuantizer.QT_bf16,
                     "int8": faiss.ScalarQuantizer.QT_8bit}[scenario.kind]
             index = faiss.IndexScalarQuantizer(d, kind, metric)
         blocks = _float_rows(data) if scenario.kind != "float32" else [data.corpus]
@@ -162,19 +173,18 @@ def prepare_faiss(scenario: Scenario, data: Data, threads: int) -> Search:
 
 def prepare_usearch(scenario: Scenario, data: Data, threads: int) -> Search:
     """``usearch.index.search(..., exact=True)``."""
-    from usearch.index import MetricKind, search as usearch_search
+    from usearch.index import MetricKind, ScalarKind, search as usearch_search
 
     metric = {"dot": MetricKind.IP, "cosine": MetricKind.IP, "l2": MetricKind.L2sq,
               "hamming": MetricKind.Hamming}[scenario.metric]
-    queries = data.search_queries
-    if scenario.kind == "float16":
-        queries = queries.astype(np.float16)
-    elif scenario.kind == "int8":
-        queries = _int8_queries(data)
+    queries, corpus, dtype = _same_type_queries(scenario, data), data.corpus, None
+    if scenario.kind == "bfloat16":
+        # usearch reads bfloat16 as raw 16-bit words with its dtype named.
+        queries, corpus, dtype = queries.view(np.uint16), corpus.view(np.uint16), ScalarKind.BF16
 
     def search() -> tuple[np.ndarray, np.ndarray]:
-        matches = usearch_search(data.corpus, queries, scenario.k, metric, exact=True,
-                                 threads=threads)
+        matches = usearch_search(corpus, queries, scenario.k, metric, exact=True,
+                                 threads=threads, dtype=dtype)
         return np.asarray(matches.distances), np.asarray(matches.keys, dtype=np.int64)
     return search
 
@@ -184,11 +194,7 @@ def prepare_numkong(scenario: Scenario, data: Data, threads: int) -> Search:
     then argpartition; it returns full score matrices, so queries go in blocks."""
     import numkong as nk
 
-    queries = data.search_queries
-    if scenario.kind == "float16":
-        queries = queries.astype(np.float16)
-    elif scenario.kind == "int8":
-        queries = _int8_queries(data)
+    queries = _same_type_queries(scenario, data)
     if scenario.kind == "binary":
         packed, cross, largest = nk.hammings_pack(data.corpus), nk.hammings_packed, False
     elif scenario.metric == "l2":

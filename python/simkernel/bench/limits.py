@@ -9,7 +9,7 @@ from typing import Callable
 import numpy as np
 
 from .. import _backend
-from .scenarios import Data, Scenario
+from .scenarios import FLOAT_KINDS, Data, Scenario
 
 Probe = Callable[[], object]
 
@@ -70,6 +70,6 @@ def limit_rate(scenario: Scenario, data: Data, seconds: float) -> float | None:
     products = scenario.queries * scenario.corpus * scenario.dim / seconds / 1e9
     if scenario.int8_queries:
         return products
-    if scenario.kind not in ("float32", "float16"):
+    if scenario.kind not in FLOAT_KINDS:
         return None
     return 2.0 * products

@@ -12,7 +12,7 @@ from .._backend import capabilities
 from .libraries import LIBRARIES, Search
 from .limits import limit_rate, peak_probe, read_probe, sgemm_probe
 from .reference import recall
-from .scenarios import Scenario, available_memory, make_data
+from .scenarios import FLOAT_KINDS, Scenario, available_memory, make_data
 
 # A scenario runs only if its corpus, with room for the peers' copies and
 # indexes (faiss, numkong and simkernel's Index keep their own), fits four
@@ -88,7 +88,7 @@ def run_scenario(scenario: Scenario, threads: int, rounds: int,
         except Exception as error:  # a broken peer is reported, never fatal
             results[name].note = f"failed: {type(error).__name__}: {error}"[:120]
     # Integer batches have no sgemm limit to be a share of.
-    float_batch = scenario.kind in ("float32", "float16")
+    float_batch = scenario.kind in FLOAT_KINDS
     probe = (read_probe(data, threads) if scenario.one_query
              else sgemm_probe(scenario, data) if float_batch else None)
     limit_name = "read bandwidth (stream)" if scenario.one_query else "numpy sgemm"

@@ -11,9 +11,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 
+import ml_dtypes
 import numpy as np
 
 import simkernel as sk
+
+# How each storage kind's corpus is held, and the kinds searched as floats.
+STORED = {"float32": np.dtype(np.float32), "float16": np.dtype(np.float16),
+          "bfloat16": np.dtype(ml_dtypes.bfloat16), "int8": np.dtype(np.int8),
+          "binary": np.dtype(np.uint8)}
+FLOAT_KINDS = ("float32", "float16", "bfloat16")
 
 
 @dataclass(frozen=True)
@@ -21,7 +28,7 @@ class Scenario:
     """One search: ``queries`` x ``corpus`` vectors of ``dim`` dimensions."""
 
     name: str
-    kind: str  # how the corpus is stored: float32, float16, int8 or binary
+    kind: str  # how the corpus is stored: a key of STORED
     queries: int
     corpus: int
     dim: int = 384
@@ -38,8 +45,7 @@ class Scenario:
     @property
     def corpus_bytes(self) -> int:
         width = (self.dim + 7) // 8 if self.kind == "binary" else self.dim
-        itemsize = {"float32": 4, "float16": 2, "int8": 1, "binary": 1}[self.kind]
-        return self.corpus * width * itemsize
+        return self.corpus * width * STORED[self.kind].itemsize
 
     @property
     def family(self) -> str:
@@ -80,8 +86,7 @@ def make_data(scenario: Scenario, seed: int = 0) -> Data:
     pieces so that making them sets no memory peak of its own."""
     rng = np.random.default_rng(seed)
     queries = _unit_rows(rng, scenario.queries, scenario.dim)
-    stored = {"float32": np.float32, "float16": np.float16, "int8": np.int8,
-              "binary": np.uint8}[scenario.kind]
+    stored = STORED[scenario.kind]
     width = (scenario.dim + 7) // 8 if scenario.kind == "binary" else scenario.dim
     corpus = np.empty((scenario.corpus, width), dtype=stored)
     codec = None
@@ -107,10 +112,12 @@ SCENARIOS = (
     Scenario("one query, 1M x 384 float32, cosine", "float32", 1, 1_000_000, metric="cosine"),
     Scenario("one query, 1M x 384 float32, l2", "float32", 1, 1_000_000, metric="l2"),
     Scenario("one query, 1M x 384 float16", "float16", 1, 1_000_000),
+    Scenario("one query, 1M x 384 bfloat16", "bfloat16", 1, 1_000_000),
     Scenario("16 queries, 1M x 384 float32", "float32", 16, 1_000_000),
     Scenario("1000 queries, 200k x 384 float32", "float32", 1000, 200_000),
     Scenario("1000 queries, 200k x 384 float32, cosine", "float32", 1000, 200_000, metric="cosine"),
     Scenario("1000 queries, 200k x 384 float32, l2", "float32", 1000, 200_000, metric="l2"),
+    Scenario("1000 queries, 200k x 384 bfloat16", "bfloat16", 1000, 200_000),
     Scenario("one query, 1M x 384 int8", "int8", 1, 1_000_000),
     Scenario("1000 queries, 200k x 384 int8", "int8", 1000, 200_000),
     Scenario("1000 queries, 200k x 384 int8 x int8", "int8", 1000, 200_000, int8_queries=True),
