@@ -13,6 +13,7 @@ from typing import Optional, Union
 import numpy as np
 
 from ._checks import BFLOAT16, is_float, positive_int
+from ._dlpack import as_array
 from ._storage import Pieces
 
 METRICS = ("cosine", "dot", "sqeuclidean", "l2", "hamming")
@@ -93,7 +94,7 @@ def check_k(k: object) -> int:
 
 def _as_rows(x: object, name: str, *, widen_queries: bool) -> np.ndarray:
     """A 2-D array of an accepted element type whose rows can be read in place."""
-    array = np.asarray(x)
+    array = as_array(x, name)
     if array.ndim != 2:
         raise ValueError(f"{name} must be 2-D (one vector per row), got shape {array.shape}")
     if not array.dtype.isnative:
@@ -127,8 +128,8 @@ def _cosine_ready(q: np.ndarray) -> np.ndarray:
     return scaled
 
 
-def _queries_2d(queries: object) -> tuple[np.ndarray, bool]:
-    array = np.asarray(queries)
+def _queries_2d(queries: object, name: str) -> tuple[np.ndarray, bool]:
+    array = as_array(queries, name)
     if array.ndim == 1:
         return array[np.newaxis, :], True
     return array, False
@@ -177,7 +178,7 @@ def prepare(queries: object, corpus: object, metric: object, *,
             query_name: str = "queries", corpus_name: str = "corpus") -> SearchArgs:
     """Checks and normalises one search's inputs (docs/semantics.md, Inputs)."""
     metric = check_metric(metric)
-    q_raw, one_query = _queries_2d(queries)
+    q_raw, one_query = _queries_2d(queries, query_name)
     q = _as_rows(q_raw, query_name, widen_queries=True)
     c: Corpus
     if isinstance(corpus, Pieces):

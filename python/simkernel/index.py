@@ -31,6 +31,7 @@ from numpy.typing import ArrayLike
 from . import _backend, _index_file
 from ._checks import is_float, positive_int
 from ._codecs import CODECS
+from ._dlpack import as_array
 from ._filters import Allow, allowed_rows, filtered_topk
 from ._ids import IdMap, one_id
 from ._index_file import IndexFileError, Section
@@ -91,7 +92,7 @@ def _float_rows(x: ArrayLike, name: str, dim: int,
                 unit: bool = False) -> tuple[np.ndarray, bool]:
     """float32 (n, dim) finite rows (scaled to unit length if ``unit``), and
     whether ``x`` was one 1-D vector."""
-    array = np.asarray(x)
+    array = as_array(x, name)
     if not is_float(array.dtype):
         raise TypeError(f"{name} must be float vectors (float16, bfloat16, float32 or float64), "
                         f"got dtype {array.dtype}")
@@ -255,6 +256,7 @@ class Index:
         numpy.ndarray
             int64 ids of the added vectors, in the order given.
         """
+        vectors = as_array(vectors, "vectors")
         bits = self._packed_bits(vectors)
         x = bits if bits is not None else _float_rows(vectors, "vectors", self.dim,
                                                       unit=self.normalized)[0]
@@ -279,7 +281,7 @@ class Index:
                     contents = contents._replace(ids=contents.ids.with_dead(dead))
                 if found.any():
                     contents = contents.compacted()  # a dead row still holds one of these ids
-            self._contents = _appended(contents, new, encoded, source=np.asarray(vectors))
+            self._contents = _appended(contents, new, encoded, source=vectors)
         return new
 
     def _packed_bits(self, vectors: ArrayLike) -> Optional[np.ndarray]:

@@ -16,6 +16,7 @@ from typing import Any, Mapping, Optional
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ._dlpack import as_array
 from .index import Index
 from .search import topk
 
@@ -97,7 +98,7 @@ def build_indexes(corpus: ArrayLike, metric: str = "cosine", rescore_factor: int
                   ) -> dict[str, Index]:
     """An Index of ``corpus`` per configuration that the metric allows
     (binary storage searches cosine and dot only)."""
-    rows = np.asarray(corpus)
+    rows = as_array(corpus, "corpus")
     indexes = {}
     for name, settings in (configurations or CONFIGURATIONS).items():
         if settings.get("dtype") == "binary" and metric not in ("cosine", "dot"):
@@ -137,9 +138,10 @@ def quantization_report(corpus: ArrayLike, queries: ArrayLike, k: int = 10,
     list of Quality
         One per configuration, in order.
     """
-    exact = topk(queries, np.asarray(corpus, dtype=np.float32), k=k, metric=metric).indices
+    rows = as_array(corpus, "corpus")
+    exact = topk(queries, rows.astype(np.float32, copy=False), k=k, metric=metric).indices
     report = []
-    for name, index in build_indexes(corpus, metric, rescore_factor, configurations).items():
+    for name, index in build_indexes(rows, metric, rescore_factor, configurations).items():
         found = index.search(queries, k=k).indices
         report.append(Quality(
             name, recall_at_k(found, exact),

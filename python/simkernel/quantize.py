@@ -8,10 +8,11 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ._checks import is_float
+from ._dlpack import as_array
 
 
 def _float_input(x: ArrayLike, name: str) -> np.ndarray:
-    array = np.asarray(x)
+    array = as_array(x, name)
     if not (is_float(array.dtype) or array.dtype.kind in "iu") or array.dtype == np.bool_:
         raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
     if array.ndim not in (1, 2):
