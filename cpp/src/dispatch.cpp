@@ -114,8 +114,8 @@ std::size_t index_of(const IsaInfo& isa) {
 
 // Member by member: every tile kernel and the stream probe.
 constexpr TileKernel Kernels::*kTileKernels[] = {
-    &Kernels::dot_f32, &Kernels::dot_f16,        &Kernels::dot_bf16, &Kernels::dot_i8f,
-    &Kernels::dot_bitsf, &Kernels::dot_i8, &Kernels::sqeuclidean_i8, &Kernels::hamming};
+    &Kernels::dot_f32,   &Kernels::dot_f16, &Kernels::dot_bf16,       &Kernels::dot_i8f,
+    &Kernels::dot_bitsf, &Kernels::dot_i8,  &Kernels::sqeuclidean_i8, &Kernels::hamming};
 
 // Every row's complete table, each gap taken from the (already complete)
 // table of its fallback, which comes earlier in the registry.

@@ -35,12 +35,7 @@ float half_to_float(std::uint16_t h) {
 
 float widen(float x) { return x; }
 float widen(std::uint16_t x) { return half_to_float(x); }
-float widen(BFloat16 x) {
-  std::uint32_t bits = std::uint32_t{x.bits} << 16;
-  float value;
-  std::memcpy(&value, &bits, sizeof value);
-  return value;
-}
+float widen(BFloat16 x) { return widen_bfloat16(x); }
 float widen(std::int8_t x) { return static_cast<float>(x); }
 
 // Four independent partial sums, combined in a fixed order, so a pair's score

@@ -72,13 +72,8 @@ constexpr float kHugeNorm2 = 1.2676506e30f;
 double sqnorm_double(const void* row, Pair pair, std::size_t dim) {
   double norm2 = 0;
   for (std::size_t d = 0; d < dim; ++d) {
-    float x;
-    if (pair == Pair::f32_bf16) {
-      std::uint32_t bits = std::uint32_t{static_cast<const BFloat16*>(row)[d].bits} << 16;
-      std::memcpy(&x, &bits, sizeof x);
-    } else {
-      x = static_cast<const float*>(row)[d];
-    }
+    float x = pair == Pair::f32_bf16 ? widen_bfloat16(static_cast<const BFloat16*>(row)[d])
+                                     : static_cast<const float*>(row)[d];
     norm2 += static_cast<double>(x) * x;
   }
   return norm2;

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 namespace simkernel {
 
@@ -34,6 +35,18 @@ using TileKernel = void (*)(const Tile&);
 struct BFloat16 {
   std::uint16_t bits;
 };
+
+// In an anonymous namespace, so that each file including this compiles its
+// own copy with its own flags: the linker never hands an ISA file's copy to
+// a baseline caller (docs/architecture.md).
+namespace {
+inline float widen_bfloat16(BFloat16 x) {
+  std::uint32_t bits = std::uint32_t{x.bits} << 16;
+  float value;
+  std::memcpy(&value, &bits, sizeof value);
+  return value;
+}
+}  // namespace
 
 // `steps` rounds of independent int8 multiply-add chains (the benchmark's
 // int8 peak probe): returns the multiply-adds done; *result keeps them from
