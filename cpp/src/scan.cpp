@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <vector>
 
 #include "scoring.hpp"
@@ -19,7 +20,25 @@ constexpr std::size_t kBlockBytes = std::size_t{4} << 20;
 // query with millions of them still stops promptly.
 constexpr std::size_t kCandidateStep = 256;
 
+// Each worker past the first needs this much more work (queries x rows x
+// dimensions, the multiply-adds of a float scan) to pay off: waking a pool
+// thread and merging its results costs about as much as scanning 1,000 to
+// 1,500 rows of 384 dimensions for one query (measured on an AMD EPYC, Zen
+// 3: one worker beat two below that, for float32, float16 and int8 rows
+// alike), so a small call runs on the calling thread alone.
+constexpr double kWorkPerWorker = double{1 << 19};
+
 std::size_t ceil_div(std::size_t a, std::size_t b) { return (a + b - 1) / b; }
+
+// How many threads a call of `pairs` (query, row) scores of `dim`
+// dimensions is worth, at most `threads`. A Hamming score costs about a
+// quarter of a float multiply-add per bit (measured as above: two workers
+// paid off from about 2,000 rows of 1,024 bits).
+unsigned threads_worth(unsigned threads, double pairs, Pair pair, std::size_t dim) {
+  double work = pairs * static_cast<double>(pair == Pair::bits_bits ? dim / 4 : dim);
+  double worth = 1.0 + std::floor(work / kWorkPerWorker);
+  return worth >= threads ? threads : static_cast<unsigned>(worth);
+}
 
 std::size_t corpus_row_bytes(Pair pair, std::size_t dim) {
   switch (pair) {
@@ -79,13 +98,15 @@ class Blocks {
 // A corpus scan packs its queries for the batch kernel when the call is
 // large enough; a candidate walk scores one pair at a time and never does.
 struct Run {
-  Run(const Problem& p, unsigned workers, bool batch, bool squares) {
+  // Tiles are at most max_queries x max_rows.
+  Run(const Problem& p, unsigned workers, bool batch, bool squares, std::size_t max_queries,
+      std::size_t max_rows) {
     const Kernels& kernels = active_kernels();
     if (batch) batch_queries = pack_batch_queries(p, kernels);
     finite = query_norms(p, kernels, batch_queries, &norms);
     scorers.reserve(workers);
     for (unsigned w = 0; w < workers; ++w) {
-      scorers.emplace_back(p, kernels, batch_queries, norms, squares);
+      scorers.emplace_back(p, kernels, batch_queries, norms, max_queries, max_rows, squares);
     }
   }
 
@@ -118,8 +139,11 @@ ScoredTile scored(const TileScorer& scorer, std::size_t q0, std::size_t nq, std:
 Status scan_corpus(const Problem& p, Sink& sink, unsigned threads, StopFlag& stop) {
   std::size_t nq = p.queries.rows;
   std::size_t row_bytes = std::max<std::size_t>(1, corpus_row_bytes(p.pair, p.dim));
-  Blocks blocks(p.corpus, std::clamp<std::size_t>(kBlockBytes / row_bytes, 1, kCorpusBlock));
+  std::size_t block_rows = std::clamp<std::size_t>(kBlockBytes / row_bytes, 1, kCorpusBlock);
+  Blocks blocks(p.corpus, block_rows);
   if (nq == 0 || blocks.count() == 0) return Status::ok;
+  threads = threads_worth(threads, static_cast<double>(nq) * static_cast<double>(p.corpus.rows),
+                          p.pair, p.dim);
 
   // The corpus is read once per chunk of queries: workers take slices of
   // consecutive blocks in increasing order, and each block, while in cache,
@@ -128,10 +152,11 @@ Status scan_corpus(const Problem& p, Sink& sink, unsigned threads, StopFlag& sto
   std::size_t blocks_per_slice = ceil_div(blocks.count(), slices);
   slices = ceil_div(blocks.count(), blocks_per_slice);
   unsigned workers = worker_count(slices, threads);
-  Run run(p, workers, true, sink.takes_squares());
+  std::size_t chunk_size = std::min(nq, sink.query_chunk(workers));
+  Run run(p, workers, true, sink.takes_squares(), std::min(chunk_size, kQueryBlock),
+          std::min(block_rows, p.corpus.rows));
   if (!run.finite) return Status::non_finite;
 
-  std::size_t chunk_size = std::min(nq, sink.query_chunk());
   for (std::size_t chunk = 0; chunk < nq; chunk += chunk_size) {
     std::size_t chunk_rows = std::min(chunk_size, nq - chunk);
     sink.begin(chunk, chunk_rows, workers);
@@ -163,9 +188,12 @@ Status scan_candidates(const Problem& p, const std::int64_t* candidates,
                        StopFlag& stop) {
   std::size_t nq = p.queries.rows;
   if (nq == 0) return Status::ok;
-  std::size_t chunk_size = std::min(nq, sink.query_chunk());
+  threads = threads_worth(threads, static_cast<double>(nq) * static_cast<double>(candidate_count),
+                          p.pair, p.dim);
+  // A chunk sized for the most workers there could be; fewer take no more.
+  std::size_t chunk_size = std::min(nq, sink.query_chunk(worker_count(nq, threads)));
   unsigned workers = worker_count(chunk_size, threads);
-  Run run(p, workers, false, false);
+  Run run(p, workers, false, false, 1, 1);
   if (!run.finite) return Status::non_finite;
   // Each worker gathers one query's scores and rows, then hands them to the
   // sink as one tile; the buffers are sized here, so workers never allocate.

@@ -32,9 +32,9 @@ struct ScoredTile {
 class Sink {
  public:
   virtual ~Sink() = default;
-  // Queries handled per pass over the corpus (so per-query state stays
-  // bounded); every query at once by default.
-  virtual std::size_t query_chunk() const { return static_cast<std::size_t>(-1); }
+  // Queries handled per pass over the corpus by `workers` workers (so
+  // per-query state stays bounded); every query at once by default.
+  virtual std::size_t query_chunk(unsigned) const { return static_cast<std::size_t>(-1); }
   // Whether the sink takes float l2 block scores as squares and roots only
   // what it keeps (top-k: a square root per kept score, not per score).
   virtual bool takes_squares() const { return false; }

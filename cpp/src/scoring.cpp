@@ -138,26 +138,27 @@ std::vector<float> pack_query_groups(const Matrix& queries, std::size_t dim, std
 }
 
 TileScorer::TileScorer(const Problem& p, const Kernels& kernels, const BatchQueries& batch,
-                       const std::vector<double>& query_norm2, bool squares)
+                       const std::vector<double>& query_norm2, std::size_t max_queries,
+                       std::size_t max_rows, bool squares)
     : p_(p),
       batch_(batch),
       kernel_(batch.int8            ? kernels.batch_dot_i8
               : batch.group != 0  ? kernels.batch_f32
                                   : kernel_for(kernels, p.pair, p.metric)),
       widen_(batch.group != 0 ? widen_for(kernels, p.pair) : nullptr),
-      widened_(widen_ != nullptr ? kCorpusBlock * p.dim : 0),
+      widened_(widen_ != nullptr ? max_rows * p.dim : 0),
       integer_in_(integer_pair(p.pair)),
       integer_out_(integer_scores(p.pair, p.metric)),
       corpus_norms_(uses_norms(p.pair, p.metric)),
       squared_out_(squares && p.metric == Metric::l2 && !integer_in_),
       query_norm2_(query_norm2),
-      raw_f_(integer_in_ ? 0 : kQueryBlock * kCorpusBlock),
-      raw_i_(integer_in_ ? kQueryBlock * kCorpusBlock : 0),
-      out_f_(integer_in_ && !integer_out_ ? kQueryBlock * kCorpusBlock : 0),
-      norms_f_(integer_in_ ? 0 : kCorpusBlock),
-      norms_i_(integer_in_ ? kCorpusBlock : 0),
-      inverse_f_(integer_in_ ? 0 : kCorpusBlock),
-      inverse_d_(integer_in_ ? kCorpusBlock : 0) {}
+      raw_f_(integer_in_ ? 0 : max_queries * max_rows),
+      raw_i_(integer_in_ ? max_queries * max_rows : 0),
+      out_f_(integer_in_ && !integer_out_ ? max_queries * max_rows : 0),
+      norms_f_(integer_in_ ? 0 : max_rows),
+      norms_i_(integer_in_ ? max_rows : 0),
+      inverse_f_(integer_in_ ? 0 : max_rows),
+      inverse_d_(integer_in_ ? max_rows : 0) {}
 
 bool TileScorer::score(std::size_t q0, std::size_t nq, const void* corpus,
                        std::ptrdiff_t corpus_stride, std::size_t nc) {

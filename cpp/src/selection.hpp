@@ -41,7 +41,9 @@ bool higher_is_better(Metric metric);
 // best.
 class TopK {
  public:
-  explicit TopK(std::size_t k) : k_(k) {}
+  // Reserves the buffer's 2k entries: pushes never allocate, so workers
+  // may push (the caller bounds how many heaps there are: kHeapBytes).
+  explicit TopK(std::size_t k) : k_(k) { entries_.reserve(2 * k); }
 
   bool full() const { return has_bar_; }
   // The key a new entry must beat to get in: -inf until the first cut,
@@ -58,8 +60,9 @@ class TopK {
     if (entries_.size() >= 2 * k_) cut();
   }
   void push_all_into(TopK& other) const;
-  // The k best, best first.
-  std::vector<Entry> sorted() const;
+  // The k best, best first: the buffer sorted in place and cut to k (no
+  // allocation, so a worker may call it); pushing on afterwards is fine.
+  const std::vector<Entry>& sorted();
 
  private:
   void cut();

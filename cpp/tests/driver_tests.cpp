@@ -137,6 +137,8 @@ void test_selection() {
 
 void test_topk_matches_cdist(std::mt19937& rng) {
   // 700 rows: several blocks and slices; 37 queries: blocks of 16 and a tail.
+  // At 5 dimensions the call is too small for a second worker, at 64 and
+  // 5000 it has two.
   for (std::size_t dim : {5, 64, 5000}) {
     std::size_t n = dim == 5000 ? 300 : 700, nq = 37, k = 9;
     auto q = normal_rows(nq, dim, rng), c = normal_rows(n, dim, rng);
@@ -186,7 +188,8 @@ void test_k_and_empty(std::mt19937& rng) {
 }
 
 void test_pieces_and_filters(std::mt19937& rng) {
-  std::size_t dim = 16, n = 600, nq = 5, k = 7;
+  // 5 x 600 x 256 multiply-adds: work enough for two workers (threads_worth).
+  std::size_t dim = 256, n = 600, nq = 5, k = 7;
   auto q = normal_rows(nq, dim, rng), c = normal_rows(n, dim, rng);
   Problem whole = float_problem(q, c, dim, Metric::cosine);
   Problem split = whole;

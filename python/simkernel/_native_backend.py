@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Iterator, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -13,11 +12,11 @@ from ._inputs import Corpus, Pieces, SearchArgs, non_finite_error
 name = "native"
 
 
-@contextmanager
-def _naming_non_finite(args: SearchArgs) -> Iterator[None]:
-    """The core only knows a score was not finite; this names the argument."""
+def _run(args: SearchArgs, function: Callable[..., Any], *arguments: object) -> Any:
+    """Calls the core; it only knows a score was not finite, this names the
+    argument. (A plain try, not a context manager: this is on every call.)"""
     try:
-        yield
+        return function(*arguments)
     except _core.NonFiniteError:
         raise non_finite_error(args) from None
 
@@ -29,19 +28,17 @@ def _pieces(corpus: Corpus) -> object:
 
 def topk(args: SearchArgs, k: int, threads: int,
          allowed: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
-    with _naming_non_finite(args):
-        return _core.topk(args.queries, _pieces(args.corpus), args.pair, args.metric, args.dim, k,
-                          threads, allowed)
+    return _run(args, _core.topk, args.queries, _pieces(args.corpus), args.pair, args.metric,
+                args.dim, k, threads, allowed)
 
 
 def cdist(args: SearchArgs, threads: int, out: np.ndarray) -> np.ndarray:
-    with _naming_non_finite(args):
-        _core.cdist(args.queries, _pieces(args.corpus), args.pair, args.metric, args.dim, threads, out)
+    _run(args, _core.cdist, args.queries, _pieces(args.corpus), args.pair, args.metric, args.dim,
+         threads, out)
     return out
 
 
 def rescore(args: SearchArgs, candidates: np.ndarray, k: int,
             threads: int) -> tuple[np.ndarray, np.ndarray]:
-    with _naming_non_finite(args):
-        return _core.rescore(args.queries, candidates, _pieces(args.corpus), args.pair, args.metric,
-                             args.dim, k, threads)
+    return _run(args, _core.rescore, args.queries, candidates, _pieces(args.corpus), args.pair,
+                args.metric, args.dim, k, threads)
