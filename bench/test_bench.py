@@ -10,7 +10,7 @@ import os
 import pytest
 
 import simkernel as sk
-from simkernel.bench import index_costs, recall_speed
+from simkernel.bench import index_costs, matrix, recall_speed
 from simkernel.bench.libraries import LIBRARIES
 from simkernel.bench.reference import recall
 from simkernel.bench.scenarios import make_data, scenarios
@@ -74,3 +74,19 @@ def test_storage_search(benchmark, storage_indexes, storage):
     benchmark.group = "recall vs speed: each storage, synthetic clustered"
     result = benchmark(indexes[storage].search, queries, k=recall_speed.K)
     assert result.indices.shape == (len(queries), recall_speed.K)
+
+
+def test_matrix_cells_compare_simkernel_with_the_fastest_peer(tmp_path, monkeypatch):
+    grid = matrix.Grid(("float32", "binary"), (10_000,), (128,), (1, 16), (10,))
+    # The 16-query cells are over the cap: listed as skipped, not run.
+    monkeypatch.setattr(matrix, "MAX_WORK", 10.0 * max(10, round(10_000 * SCALE)) * 128)
+    cells = matrix.run(grid, SCALE, THREADS, 1, ["numpy"])
+    assert [(c.storage, c.queries) for c in cells] == [("float32", 1), ("float32", 16),
+                                                       ("binary", 1), ("binary", 16)]
+    for cell in cells:
+        if cell.queries == 1:
+            assert cell.peer == "numpy" and cell.ratio > 0 and not cell.note
+        else:
+            assert cell.ratio is None and cell.note.startswith("skipped")
+    assert len(matrix.table(cells)) == 2 + len(cells)
+    assert matrix.heat_map(cells, tmp_path / "matrix.png", "test").stat().st_size > 0

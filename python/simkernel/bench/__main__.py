@@ -15,7 +15,7 @@ from pathlib import Path
 
 import simkernel as sk
 
-from . import index_costs, memory, plots, recall_speed, summary
+from . import index_costs, matrix, memory, plots, recall_speed, summary
 from .libraries import LIBRARIES
 from .progress import Progress
 from .run import PEAK_NAMES, Result, run_scenario
@@ -26,11 +26,16 @@ QUICK_SCALE = 0.05
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m simkernel.bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true",
+                        help=f"scenarios at {QUICK_SCALE:g} of full size (the default); with "
+                             f"--matrix, a slice of the matrix")
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true",
-                      help=f"scenarios at {QUICK_SCALE:g} of full size (the default)")
     size.add_argument("--full", action="store_true", help="full-size scenarios")
     size.add_argument("--scale", type=float, help="scenario size as a fraction of full")
+    parser.add_argument("--matrix", action="store_true",
+                        help="sweep storage x rows x dim x queries x k against every peer and draw "
+                             "a heat map (matrix.png) instead of the scenarios; with --quick, "
+                             "a slice of it; --scale shrinks its corpora")
     parser.add_argument("--only", default="",
                         help=f"run the parts whose name contains this: a scenario name, "
                              f"'{index_costs.NAME}' or '{recall_speed.NAME}'")
@@ -46,7 +51,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                         help="skip measuring each library's peak memory in a child process")
     parser.add_argument("--out", default="simkernel-bench",
                         help="folder for results.json and the plots")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.quick and not args.matrix and (args.full or args.scale):
+        parser.error("--quick is a size of its own: not with --full or --scale (but for --matrix)")
+    return args
 
 
 def _cell(value: float | None, form: str) -> str:
@@ -79,9 +87,36 @@ def _table(results: list[Result], unit: str) -> list[str]:
     return lines
 
 
+def _matrix(args: argparse.Namespace, scale: float, threads: int, header: str,
+            chosen: list[str]) -> None:
+    grid = matrix.QUICK if args.quick else matrix.FULL
+    progress = Progress(matrix.cell_count(grid))
+    cells = matrix.run(grid, scale, threads, args.rounds, chosen, on_cell=progress.step)
+    progress.close()
+    lines = matrix.table(cells)
+    behind = matrix.behind(cells)
+    listed = [f"- {c.row_label}, {c.column_label}: {c.ratio:.2f}x {c.peer}'s time" for c in behind]
+    text = (header + "\n\n" + "\n".join(lines) + "\n\n### cells where simkernel is not ahead\n\n"
+            + ("\n".join(listed) if listed else "none") + "\n")
+    print(text, flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "matrix.md").write_text(text)
+    (out / "matrix.json").write_text(json.dumps(
+        {"header": header, "scale": scale, "cells": [c.as_dict() for c in cells]}, indent=1))
+    written = [out / "matrix.md", out / "matrix.json"]
+    plot = matrix.heat_map(cells, out / "matrix.png",
+                           f"simkernel time / fastest peer's (below 1: ahead; peer's initials)\n{header}")
+    if plot is not None:
+        written.append(plot)
+    print("written: " + ", ".join(str(path) for path in written))
+
+
 def main(argv: list[str] | None = None) -> None:
     args = _parse(argv)
-    scale = 1.0 if args.full else args.scale if args.scale else QUICK_SCALE
+    # The matrix is defined at full size (--quick picks a slice of it instead).
+    default_scale = 1.0 if args.matrix else QUICK_SCALE
+    scale = 1.0 if args.full else args.scale if args.scale else default_scale
     threads = args.threads or sk.capabilities()["threads"]
     caps = sk.capabilities()
     header = (f"simkernel {caps['version']}, backend {caps['backend']}, isa {caps['isa']}; "
@@ -89,6 +124,9 @@ def main(argv: list[str] | None = None) -> None:
               f"{date.today()}")
     print(header + "\n", flush=True)
     chosen = [name.strip() for name in args.libraries.split(",") if name.strip()]
+    if args.matrix:
+        _matrix(args, scale, threads, header, chosen)
+        return
     selected = [s for s in scenarios(scale) if args.only in s.name]
     parts = [name for name in (index_costs.NAME, recall_speed.NAME) if args.only in name]
     progress = Progress(len(selected) + len(parts))

@@ -76,13 +76,22 @@ def prepare_simkernel_index(scenario: Scenario, data: Data, threads: int) -> Sea
 
 
 def _top_k(scores: np.ndarray, k: int, largest: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The k best of each row (argpartition), in no order."""
     keys = -scores if largest else scores
     part = np.argpartition(keys, min(k, scores.shape[1]) - 1, axis=1)[:, :k]
     return np.take_along_axis(scores, part, 1), part
 
 
+def _best_first(scores: np.ndarray, indices: np.ndarray,
+                largest: bool) -> tuple[np.ndarray, np.ndarray]:
+    """A top-k put in order, best first, as simkernel, faiss and torch return it."""
+    order = np.argsort(-scores if largest else scores, axis=1, kind="stable")
+    return np.take_along_axis(scores, order, 1), np.take_along_axis(indices, order, 1)
+
+
 def prepare_numpy(scenario: Scenario, data: Data, threads: int) -> Search:
-    """Blocked ``q @ corpus.T`` (or a popcount table for bits) + argpartition."""
+    """Blocked ``q @ corpus.T`` (or a popcount table for bits) + argpartition,
+    then the k put in order."""
     queries, corpus, k = data.search_queries, data.corpus, scenario.k
     binary = scenario.kind == "binary"
     largest = scenario.metric in ("dot", "cosine")
@@ -107,7 +116,7 @@ def prepare_numpy(scenario: Scenario, data: Data, threads: int) -> Search:
             best_index = np.hstack([best_index, cols + start])
             best_scores, keep = _top_k(best_scores, k, largest)
             best_index = np.take_along_axis(best_index, keep, 1)
-        return best_scores, best_index
+        return _best_first(best_scores, best_index, largest)
     return search
 
 
@@ -191,7 +200,8 @@ def prepare_usearch(scenario: Scenario, data: Data, threads: int) -> Search:
 
 def prepare_numkong(scenario: Scenario, data: Data, threads: int) -> Search:
     """``dots_pack`` + ``dots_packed`` (``hammings_*``, ``euclideans_packed``),
-    then argpartition; it returns full score matrices, so queries go in blocks."""
+    then argpartition and the k put in order; it returns full score
+    matrices, so queries go in blocks."""
     import numkong as nk
 
     queries = _same_type_queries(scenario, data)
@@ -207,7 +217,7 @@ def prepare_numkong(scenario: Scenario, data: Data, threads: int) -> Search:
         parts = []
         for start in range(0, len(queries), rows_per_block):
             scores = np.asarray(cross(queries[start:start + rows_per_block], packed))
-            parts.append(_top_k(scores, scenario.k, largest))
+            parts.append(_best_first(*_top_k(scores, scenario.k, largest), largest))
         return np.vstack([p[0] for p in parts]), np.vstack([p[1] for p in parts])
     return search
 
@@ -215,6 +225,23 @@ def prepare_numkong(scenario: Scenario, data: Data, threads: int) -> Search:
 def _float32_only(scenario: Scenario, library: str) -> None:
     if scenario.kind != "float32":
         raise ImportError(f"{library} is compared on float32 corpora only")
+
+
+def prepare_sklearn(scenario: Scenario, data: Data, threads: int) -> Search:
+    """scikit-learn's ``NearestNeighbors(algorithm="brute")``. It has no
+    inner-product metric: on the benchmark's unit-norm rows its cosine
+    distance ranks as dot does."""
+    from sklearn.neighbors import NearestNeighbors  # type: ignore[import-untyped]
+
+    _float32_only(scenario, "scikit-learn")
+    metric = {"dot": "cosine", "cosine": "cosine", "l2": "euclidean"}[scenario.metric]
+    index = NearestNeighbors(n_neighbors=scenario.k, algorithm="brute", metric=metric,
+                             n_jobs=threads).fit(data.corpus)
+
+    def search() -> tuple[np.ndarray, np.ndarray]:
+        distances, indices = index.kneighbors(data.search_queries)
+        return distances, indices
+    return search
 
 
 def prepare_torch(scenario: Scenario, data: Data, threads: int) -> Search:
@@ -276,6 +303,7 @@ LIBRARIES: dict[str, Prepare] = {
     "faiss": prepare_faiss,
     "usearch": prepare_usearch,
     "numkong": prepare_numkong,
+    "scikit-learn": prepare_sklearn,
     "torch": prepare_torch,
     "sentence-transformers": prepare_sentence_transformers,
 }

@@ -12,16 +12,22 @@ from .._backend import capabilities
 from .libraries import LIBRARIES, Search
 from .limits import limit_rate, peak_probe, read_probe, sgemm_probe
 from .reference import recall
-from .scenarios import FLOAT_KINDS, Scenario, available_memory, make_data
+from .scenarios import FLOAT_KINDS, Data, Scenario, available_memory, make_data
 
 # A scenario runs only if its corpus, with room for the peers' copies and
 # indexes (faiss, numkong and simkernel's Index keep their own), fits four
 # times in free memory.
 MEMORY_HEADROOM = 4
 
-# A pause before each timed call lets other libraries' idle threads (OpenBLAS
-# spins for a while after each call) go quiet, so no library pays for another.
-PAUSE_SECONDS = 0.05
+# Before each timed call the runner waits until the process's threads are
+# quiet: idle threads that spin after a call (OpenBLAS's for about 0.1 s,
+# OpenMP's) would otherwise hold cores the next library needs. Measured on
+# an AMD EPYC (Zen 3, 2 cores), one query over 100k x 768 float32:
+# simkernel took 16.5 ms alone, 26.7 ms 0.05 s after a numpy call, 17.7 ms
+# 0.5 s after one. Quiet means under a tenth of a core over a window; the
+# wait is at most SETTLE_SECONDS.
+SETTLE_WINDOW = 0.01
+SETTLE_SECONDS = 1.0
 # A library whose first call takes longer than this is timed by that call
 # alone, so one slow peer cannot hold the run for many minutes.
 SLOW_SECONDS = 20.0
@@ -50,23 +56,36 @@ class Result:
         return asdict(self)
 
 
+def settle() -> None:
+    """Waits until this process's threads use under a tenth of a core."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while time.monotonic() < deadline:
+        used = time.process_time()
+        time.sleep(SETTLE_WINDOW)
+        if time.process_time() - used < SETTLE_WINDOW / 10:
+            return
+
+
 def timed(search: Callable[[], object]) -> float:
-    """Seconds one call takes, after a pause that lets other threads go quiet."""
-    time.sleep(PAUSE_SECONDS)
+    """Seconds one call takes, once other libraries' threads are quiet."""
+    settle()
     start = time.perf_counter()
     search()
     return time.perf_counter() - start
 
 
 def run_scenario(scenario: Scenario, threads: int, rounds: int,
-                 libraries: Iterable[str] = tuple(LIBRARIES)) -> list[Result]:
-    """Times each library on ``scenario``; the first Result row is the limit."""
+                 libraries: Iterable[str] = tuple(LIBRARIES), *, probes: bool = True,
+                 data: Data | None = None) -> list[Result]:
+    """Times each library on ``scenario`` (on ``data`` if given, else data
+    made for it); with ``probes`` the first Result rows are the limits."""
     free = available_memory()
-    if free is not None and MEMORY_HEADROOM * scenario.corpus_bytes > free:
+    if data is None and free is not None and MEMORY_HEADROOM * scenario.corpus_bytes > free:
         note = (f"skipped: needs about {MEMORY_HEADROOM * scenario.corpus_bytes / 2**30:.1f} GiB, "
                 f"{free / 2**30:.1f} GiB free")
         return [Result(scenario.name, name, note=note) for name in libraries]
-    data = make_data(scenario)
+    if data is None:
+        data = make_data(scenario)
     results: dict[str, Result] = {}
     searches: dict[str, Callable[[], object]] = {}
     slow: dict[str, float] = {}
@@ -89,14 +108,14 @@ def run_scenario(scenario: Scenario, threads: int, rounds: int,
             results[name].note = f"failed: {type(error).__name__}: {error}"[:120]
     # Integer batches have no sgemm limit to be a share of.
     float_batch = scenario.kind in FLOAT_KINDS
-    probe = (read_probe(data, threads) if scenario.one_query
+    probe = (None if not probes else read_probe(data, threads) if scenario.one_query
              else sgemm_probe(scenario, data) if float_batch else None)
     limit_name = "read bandwidth (stream)" if scenario.one_query else "numpy sgemm"
     if probe is not None:
         searches[LIMIT] = probe
         results[LIMIT] = Result(scenario.name, limit_name)
         probe()
-    compute_batch = float_batch or scenario.int8_queries
+    compute_batch = probes and (float_batch or scenario.int8_queries)
     peak = peak_probe(threads, int8=scenario.int8_queries) if compute_batch else None
     if peak is not None:
         searches[PEAK] = peak[0]
