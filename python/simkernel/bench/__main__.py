@@ -57,6 +57,26 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _cpu() -> str:
+    """The CPU's model as Linux names it (with family and model numbers,
+    which a VM's short name may be all there is to tell), else the machine."""
+    fields: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if not line.strip():
+                    break  # the first processor's block is enough
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
+    except OSError:
+        pass
+    if "model name" not in fields:
+        return platform.processor() or platform.machine()
+    numbers = (f" (family {fields['cpu family']}, model {fields['model']})"
+               if "cpu family" in fields and "model" in fields else "")
+    return fields["model name"] + numbers
+
+
 def _cell(value: float | None, form: str) -> str:
     return "" if value is None else form.format(value)
 
@@ -120,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     threads = args.threads or sk.capabilities()["threads"]
     caps = sk.capabilities()
     header = (f"simkernel {caps['version']}, backend {caps['backend']}, isa {caps['isa']}; "
-              f"{platform.processor() or platform.machine()}, {threads} threads; scale {scale:g}; "
+              f"{_cpu()}, {threads} threads; scale {scale:g}; "
               f"{date.today()}")
     print(header + "\n", flush=True)
     chosen = [name.strip() for name in args.libraries.split(",") if name.strip()]
