@@ -59,7 +59,9 @@ QUICK = Grid(STORAGES, QUICK_SIZES, QUICK_DIMS, QUICK_QUERIES, QUICK_KS)
 
 
 def _rows(n: int) -> str:
-    return f"{n // 1_000_000}M" if n >= 1_000_000 else f"{n // 1000}k"
+    if n >= 1_000_000:
+        return f"{n // 1_000_000}M"
+    return f"{n // 1000}k" if n >= 1000 else str(n)
 
 
 @dataclass
@@ -199,8 +201,7 @@ def heat_map(cells: list[Cell], path: Path, title: str) -> Optional[Path]:
         if c.ratio is not None:
             values[rows.index(c.row_label), columns.index(c.column_label)] = math.log2(c.ratio)
     figure, axis = plt.subplots(figsize=(2.0 + 0.9 * len(columns), 1.2 + 0.28 * len(rows)))
-    colours = plt.get_cmap("RdYlGn_r").copy()
-    colours.set_bad("lightgray")
+    colours = plt.get_cmap("RdYlGn_r").with_extremes(bad="lightgray")
     image = axis.imshow(np.ma.masked_invalid(values), cmap=colours, vmin=-3, vmax=3, aspect="auto")
     for c in cells:
         y, x = rows.index(c.row_label), columns.index(c.column_label)
