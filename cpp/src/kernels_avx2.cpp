@@ -263,7 +263,12 @@ struct HammingBlock {
 };
 
 void hamming_tile(const Tile& t) {
-  for_each_block<HammingBlock, 4, 1>(t.query_count, t.corpus_count, t, (t.dim + 7) / 8,
+  std::size_t bytes = (t.dim + 7) / 8;
+  if (bytes < 32) {  // the 32-byte vector steps below would never run
+    short_hamming_tile(t, bytes, [](std::uint64_t x) { return _mm_popcnt_u64(x); });
+    return;
+  }
+  for_each_block<HammingBlock, 4, 1>(t.query_count, t.corpus_count, t, bytes,
                                      static_cast<std::int32_t*>(t.scores));
 }
 

@@ -692,6 +692,44 @@ std::int64_t hamming_words(const std::uint8_t* a, const std::uint8_t* b, std::si
   return s;
 }
 
+// Hamming counts of codes of W whole words (and `tail` bytes after them):
+// query outermost, its words held in registers, each row a few loads, XORs
+// and POPCNTs; the tile's rows (at most 256 x 32 bytes) stay in L1 across
+// the queries. For codes too short for an ISA's vector path: measured on
+// an AMD EPYC (Zen 3, AVX2), 0.33-0.45x the time of the 4-query row blocks
+// for 64-200-bit codes (1 to 256 queries over 100k rows).
+template <int W, typename Popcount>
+void short_hamming_rows(const Tile& t, std::size_t tail, Popcount popcount) {
+  auto* scores = static_cast<std::int32_t*>(t.scores);
+  for (std::size_t i = 0; i < t.query_count; ++i) {
+    const auto* q = row<std::uint8_t>(t.queries, t.query_stride, i);
+    std::uint64_t query_words[W > 0 ? W : 1];
+    for (int w = 0; w < W; ++w) std::memcpy(&query_words[w], q + 8 * w, 8);
+    for (std::size_t j = 0; j < t.corpus_count; ++j) {
+      const auto* c = row<std::uint8_t>(t.corpus, t.corpus_stride, j);
+      std::int64_t s = 0;
+      for (int w = 0; w < W; ++w) {
+        std::uint64_t row_word;
+        std::memcpy(&row_word, c + 8 * w, 8);
+        s += popcount(query_words[w] ^ row_word);
+      }
+      if (tail != 0) s += hamming_words(q + 8 * W, c + 8 * W, tail, popcount);
+      scores[i * t.corpus_count + j] = static_cast<std::int32_t>(s);
+    }
+  }
+}
+
+// The Hamming tile for codes under 32 bytes (256 bits): W chosen at compile time.
+template <typename Popcount>
+void short_hamming_tile(const Tile& t, std::size_t bytes, Popcount popcount) {
+  switch (bytes / 8) {
+    case 0: return short_hamming_rows<0>(t, bytes % 8, popcount);
+    case 1: return short_hamming_rows<1>(t, bytes % 8, popcount);
+    case 2: return short_hamming_rows<2>(t, bytes % 8, popcount);
+    default: return short_hamming_rows<3>(t, bytes % 8, popcount);
+  }
+}
+
 // An ISA's table (positional, in the order of Kernels' members): the float
 // kernels and the int8 batch tile (over I, if the ISA has one) are the
 // shared bodies; the other integer kernels are the ISA's own.
