@@ -126,7 +126,8 @@ def _matrix(args: argparse.Namespace, scale: float, threads: int, header: str,
         {"header": header, "scale": scale, "cells": [c.as_dict() for c in cells]}, indent=1))
     written = [out / "matrix.md", out / "matrix.json"]
     plot = matrix.heat_map(cells, out / "matrix.png",
-                           f"simkernel time / fastest peer's (below 1: ahead; peer's initials)\n{header}")
+                           f"simkernel time / fastest peer's (below 1: ahead); np numpy, fa faiss, "
+                           f"us usearch, nk numkong, sl scikit-learn\n{header}")
     if plot is not None:
         written.append(plot)
     print("written: " + ", ".join(str(path) for path in written))

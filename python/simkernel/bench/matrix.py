@@ -43,6 +43,9 @@ MAX_WORK = 5e12
 # The libraries a cell compares: simkernel and its peers (not its own
 # variants, which the scenario tables show).
 PEERS = tuple(name for name in LIBRARIES if not name.startswith("simkernel"))
+# How the heat map names the fastest peer in a cell.
+PEER_LABELS = {"numpy": "np", "faiss": "fa", "usearch": "us", "numkong": "nk",
+               "scikit-learn": "sl", "torch": "to", "sentence-transformers": "st"}
 
 
 @dataclass(frozen=True)
@@ -190,7 +193,8 @@ def behind(cells: list[Cell]) -> list[Cell]:
 def heat_map(cells: list[Cell], path: Path, title: str) -> Optional[Path]:
     """Rows storage x corpus x dimension, columns queries x k; each cell
     coloured by log2(ours / fastest peer's), green where simkernel is ahead,
-    and labelled with the ratio and the peer's initial; grey where not run."""
+    and labelled with the ratio and the peer (PEER_LABELS); grey where not
+    run."""
     plt = _pyplot()
     if plt is None or not cells:
         return None
@@ -205,7 +209,7 @@ def heat_map(cells: list[Cell], path: Path, title: str) -> Optional[Path]:
     image = axis.imshow(np.ma.masked_invalid(values), cmap=colours, vmin=-3, vmax=3, aspect="auto")
     for c in cells:
         y, x = rows.index(c.row_label), columns.index(c.column_label)
-        label = "-" if c.ratio is None else f"{c.ratio:.2f} {c.peer[:2]}"
+        label = "-" if c.ratio is None else f"{c.ratio:.2f} {PEER_LABELS.get(c.peer, c.peer[:2])}"
         axis.text(x, y, label, ha="center", va="center", fontsize=6)
     axis.set_xticks(range(len(columns)), columns, rotation=45, ha="right", fontsize=7)
     axis.set_yticks(range(len(rows)), rows, fontsize=7)
