@@ -90,8 +90,9 @@ class TopKSink : public detail::Sink {
   static constexpr std::size_t kQueryChunk = 4096;
   static constexpr std::size_t kHeapBytes = std::size_t{256} << 20;
 
-  // The chunk's workers, but only where there are enough entries to sort to
-  // pay for waking them (a few thousand).
+  // The chunk's workers, but only where there are entries enough to sort
+  // to pay for waking them: a few thousand, a guess by analogy with the
+  // scan's threshold (kWorkPerWorker), not measured on its own.
   unsigned threads_worth_sorting(std::size_t nq) const {
     return nq * k_ >= 4096 ? workers_ : 1;
   }

@@ -19,8 +19,8 @@ import numpy as np
 
 from .libraries import LIBRARIES
 from .plots import _pyplot
-from .run import MEMORY_HEADROOM, Result, run_scenario
-from .scenarios import Data, Scenario, available_memory, make_data
+from .run import Result, run_scenario, too_big
+from .scenarios import Data, Scenario, make_data
 
 STORAGES = ("float32", "float16", "bfloat16", "int8", "binary")
 SIZES = (10_000, 100_000, 1_000_000, 10_000_000)
@@ -160,17 +160,11 @@ def run(grid: Grid, scale: float, threads: int, rounds: int, libraries: Iterable
             if data is None or len(data.corpus) != scenario.corpus:
                 # One corpus for every query count: made with the most queries.
                 most = replace(scenario, queries=max(grid.queries))
-                data = None if not _fits(most) else make_data(most)
+                data = None if too_big(most) else make_data(most)
             results = run_scenario(scenario, threads, rounds, chosen, probes=False,
                                    data=None if data is None else _with_queries(data, queries))
             cells.append(_outcome(cell, results))
     return cells
-
-
-def _fits(scenario: Scenario) -> bool:
-    """Whether run_scenario would run it (it says why not itself)."""
-    free = available_memory()
-    return free is None or MEMORY_HEADROOM * scenario.corpus_bytes <= free
 
 
 def table(cells: list[Cell]) -> list[str]:

@@ -74,17 +74,25 @@ def timed(search: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def too_big(scenario: Scenario) -> str | None:
+    """Why ``scenario``'s corpus is not made here (it would not fit
+    MEMORY_HEADROOM times in free memory), or None if it fits."""
+    free = available_memory()
+    if free is None or MEMORY_HEADROOM * scenario.corpus_bytes <= free:
+        return None
+    return (f"skipped: needs about {MEMORY_HEADROOM * scenario.corpus_bytes / 2**30:.1f} GiB, "
+            f"{free / 2**30:.1f} GiB free")
+
+
 def run_scenario(scenario: Scenario, threads: int, rounds: int,
                  libraries: Iterable[str] = tuple(LIBRARIES), *, probes: bool = True,
                  data: Data | None = None) -> list[Result]:
     """Times each library on ``scenario`` (on ``data`` if given, else data
     made for it); with ``probes`` the first Result rows are the limits."""
-    free = available_memory()
-    if data is None and free is not None and MEMORY_HEADROOM * scenario.corpus_bytes > free:
-        note = (f"skipped: needs about {MEMORY_HEADROOM * scenario.corpus_bytes / 2**30:.1f} GiB, "
-                f"{free / 2**30:.1f} GiB free")
-        return [Result(scenario.name, name, note=note) for name in libraries]
     if data is None:
+        note = too_big(scenario)
+        if note is not None:
+            return [Result(scenario.name, name, note=note) for name in libraries]
         data = make_data(scenario)
     results: dict[str, Result] = {}
     searches: dict[str, Callable[[], object]] = {}
