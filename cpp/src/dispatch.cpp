@@ -133,9 +133,13 @@ std::vector<Kernels> complete_tables() {
       if (table.fma_chains == nullptr) table.fma_chains = from.fma_chains;
       if (table.int8_chains == nullptr) table.int8_chains = from.int8_chains;
       if (table.batch_f32 == nullptr) {
-        // with the group size it packs for and the widening that feeds it
+        // with the packing it reads and the widening that feeds it
         table.batch_f32 = from.batch_f32;
+        table.micro_batch_f32 = from.micro_batch_f32;
         table.batch_group = from.batch_group;
+        table.micro_batch_group = from.micro_batch_group;
+        table.batch_panel = from.batch_panel;
+        table.pack_panels = from.pack_panels;
         table.widen_f16 = from.widen_f16;
         table.widen_bf16 = from.widen_bf16;
         table.widen_i8 = from.widen_i8;

@@ -234,9 +234,13 @@ constexpr Kernels kernels = {
     sqeuclidean_i8_tile,  // sqeuclidean_i8
     hamming_tile,  // hamming
     nullptr,  // batch_f32: the scalar scores keep dot_f32's shape for every batch
+    nullptr,  // micro_batch_f32
     stream_sum,  // stream_sum
     fma_chains,  // fma_chains
     0,  // batch_group
+    0,  // micro_batch_group
+    0,  // batch_panel
+    nullptr,  // pack_panels
     nullptr,  // widen_f16
     nullptr,  // widen_bf16
     nullptr,  // widen_i8

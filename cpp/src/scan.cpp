@@ -165,10 +165,16 @@ Status scan_corpus(const Problem& p, Sink& sink, unsigned threads, StopFlag& sto
       std::size_t end = std::min(blocks.count(), (slice + 1) * blocks_per_slice);
       for (std::size_t b = slice * blocks_per_slice; b < end; ++b) {
         Block block = blocks[b];
+        // The first query block asks for the next block's rows (when they
+        // are one run of memory) while it computes.
+        Block next = b + 1 < end ? blocks[b + 1] : Block{nullptr, 0, 0, 0};
+        bool dense = next.stride == static_cast<std::ptrdiff_t>(row_bytes);
         for (std::size_t q0 = chunk; q0 < chunk + chunk_rows; q0 += kQueryBlock) {
           if (run.must_stop(stop, worker)) return;
           std::size_t qn = std::min(kQueryBlock, chunk + chunk_rows - q0);
-          if (!scorer.score(q0, qn, block.first, block.stride, block.rows)) {
+          bool ask = q0 == chunk && dense;
+          if (!scorer.score(q0, qn, block.first, block.stride, block.rows, ask ? next.first : nullptr,
+                            ask ? next.rows * row_bytes : 0)) {
             run.non_finite.store(true);
             return;
           }

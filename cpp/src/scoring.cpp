@@ -105,10 +105,12 @@ BatchQueries pack_batch_queries(const Problem& p, const Kernels& kernels) {
   }
   bool rows_fit = p.pair == Pair::f32_f32 ||
                   (widen_for(kernels, p.pair) != nullptr && p.dim <= kMaxWidenedDim);
-  if (!rows_fit || kernels.batch_f32 == nullptr || p.queries.rows < batch_threshold(kernels.batch_group)) {
+  if (!rows_fit || kernels.batch_f32 == nullptr ||
+      p.queries.rows < batch_threshold(kernels.micro_batch_group)) {
     return batch;
   }
-  batch.group = kernels.batch_group;
+  batch.micro = p.queries.rows < kMinPackedBatch;
+  batch.group = batch.micro ? kernels.micro_batch_group : kernels.batch_group;
   batch.data = pack_query_groups(p.queries, p.dim, batch.group);
   return batch;
 }
@@ -143,9 +145,13 @@ TileScorer::TileScorer(const Problem& p, const Kernels& kernels, const BatchQuer
     : p_(p),
       batch_(batch),
       kernel_(batch.int8            ? kernels.batch_dot_i8
+              : batch.micro       ? kernels.micro_batch_f32
               : batch.group != 0  ? kernels.batch_f32
                                   : kernel_for(kernels, p.pair, p.metric)),
-      widen_(batch.group != 0 ? widen_for(kernels, p.pair) : nullptr),
+      pack_(batch.group != 0 && !batch.int8 && !batch.micro ? kernels.pack_panels : nullptr),
+      panel_width_(kernels.batch_panel),
+      panels_(pack_ != nullptr ? (max_rows + panel_width_ - 1) / panel_width_ * panel_width_ * p.dim : 0),
+      widen_(batch.group != 0 && !batch.int8 ? widen_for(kernels, p.pair) : nullptr),
       widened_(widen_ != nullptr ? max_rows * p.dim : 0),
       integer_in_(integer_pair(p.pair)),
       integer_out_(integer_scores(p.pair, p.metric)),
@@ -161,7 +167,8 @@ TileScorer::TileScorer(const Problem& p, const Kernels& kernels, const BatchQuer
       inverse_d_(integer_in_ ? max_rows : 0) {}
 
 bool TileScorer::score(std::size_t q0, std::size_t nq, const void* corpus,
-                       std::ptrdiff_t corpus_stride, std::size_t nc) {
+                       std::ptrdiff_t corpus_stride, std::size_t nc, const void* prefetch,
+                       std::size_t prefetch_bytes) {
   // Corpus norms depend only on the rows: a block scored against several
   // query blocks in a row has them computed once.
   bool new_norms = corpus_norms_ && (corpus != norms_of_ || nc != norms_count_);
@@ -178,15 +185,28 @@ bool TileScorer::score(std::size_t q0, std::size_t nq, const void* corpus,
     tile.queries = batch_.data.data() + q0 * p_.dim;  // q0 starts a group
     tile.query_stride = static_cast<std::ptrdiff_t>(batch_.group * p_.dim * sizeof(float));
   }
-  if (widen_ != nullptr) {
-    // Widened once per block, like its norms, for every query block after.
-    if (corpus != widened_of_ || nc != widened_count_) {
-      widen_(corpus, corpus_stride, nc, p_.dim, widened_.data());
-      widened_of_ = corpus;
-      widened_count_ = nc;
+  if (pack_ != nullptr || widen_ != nullptr) {
+    // Widened to float32 rows and packed (for batch_f32) once per block,
+    // like its norms, for every query block after.
+    auto widened_stride = static_cast<std::ptrdiff_t>(p_.dim * sizeof(float));
+    if (corpus != packed_of_ || nc != packed_count_) {
+      if (widen_ != nullptr) widen_(corpus, corpus_stride, nc, p_.dim, widened_.data());
+      if (pack_ != nullptr && widen_ != nullptr) {
+        pack_(widened_.data(), widened_stride, nc, p_.dim, panels_.data());
+      } else if (pack_ != nullptr) {
+        pack_(corpus, corpus_stride, nc, p_.dim, panels_.data());
+      }
+      packed_of_ = corpus;
+      packed_count_ = nc;
     }
     tile.corpus = widened_.data();
-    tile.corpus_stride = static_cast<std::ptrdiff_t>(p_.dim * sizeof(float));
+    tile.corpus_stride = widened_stride;
+  }
+  if (pack_ != nullptr) {
+    tile.corpus = panels_.data();
+    tile.corpus_stride = static_cast<std::ptrdiff_t>(panel_width_ * p_.dim * sizeof(float));
+    tile.prefetch = prefetch;
+    tile.prefetch_bytes = prefetch_bytes;
   }
   kernel_(tile);
   if (new_norms) {
@@ -299,18 +319,18 @@ bool query_norms(const Problem& p, const Kernels& kernels, const BatchQueries& b
   if (p.metric != Metric::cosine && !uses_norms(p.pair, p.metric)) return true;
   norms->resize(p.queries.rows);
   if (batch.group != 0 && !batch.int8) {
-    // Each group against its own queries as corpus rows: the diagonal of
-    // that tile is the queries' norms in the batch kernel's shape.
-    std::vector<float> tile(batch.group * batch.group);
-    for (std::size_t q0 = 0; q0 < p.queries.rows; q0 += batch.group) {
-      std::size_t n = std::min(batch.group, p.queries.rows - q0);
-      kernels.batch_f32(Tile{batch.data.data() + q0 * p.dim, 0, n, row_at(p.queries, q0),
-                             p.queries.row_stride, n, p.dim, tile.data(), nullptr});
-      for (std::size_t i = 0; i < n; ++i) {
-        float f = tile[i * n + i];
-        if (!std::isfinite(f)) return false;
-        (*norms)[q0 + i] = f;
-      }
+    // The queries packed as panels of rows: the batch kernel's corpus norms
+    // of those (with no queries to score) are the queries' norms in its
+    // shape, which both batch kernels share.
+    std::size_t width = kernels.batch_panel, n = p.queries.rows;
+    std::vector<float> panels((n + width - 1) / width * width * p.dim), all(n);
+    kernels.pack_panels(p.queries.data, p.queries.row_stride, n, p.dim, panels.data());
+    kernels.batch_f32(Tile{nullptr, 0, 0, panels.data(),
+                           static_cast<std::ptrdiff_t>(width * p.dim * sizeof(float)), n, p.dim,
+                           nullptr, all.data()});
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!std::isfinite(all[i])) return false;
+      (*norms)[i] = all[i];
     }
     return true;
   }

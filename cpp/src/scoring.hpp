@@ -15,24 +15,29 @@ namespace simkernel::detail {
 // A tile is at most 64 queries x 256 corpus rows: its scores (64 KiB) stay
 // in L2 beside a block of 384-dim float32 rows (384 KiB), which every query
 // block reuses before the next block is read from memory. 64 is a whole
-// number of the batch kernel's query groups on every ISA (16 or 32).
+// number of the batch kernels' query groups on every ISA (4 to 32).
 constexpr std::size_t kQueryBlock = 64;
 constexpr std::size_t kCorpusBlock = 256;
 
 // Calls with at least batch_threshold(group) queries take a batch kernel
-// whose register tile holds `group` queries (Kernels::batch_f32 with
-// batch_group, batch_dot_i8 with batch_i8_group) where the ISA has one;
-// fewer take the row kernels (dot_f32: each row read once per 4 queries).
-// Half a group: from there at least half of the batch kernel's lanes do
-// useful work. Measured on an Intel Xeon (Sapphire Rapids class, 2 threads,
-// 1M x 384 rows), the batch kernel against the row kernels: AVX-512
-// (group 32) float 16 queries 211 against 272 ms, 31 queries 227 against
-// 538, int8 16 queries 92 against 126; AVX2 (group 16) float 8 queries 188
-// against 241; below half a group it was no faster. The two sum floats in
-// different orders, so a query's float scores may differ in the last bits
-// between a call below the threshold and one at or above it
-// (docs/semantics.md).
+// whose register tile holds `group` queries in its lanes (the float
+// micro-batch kernel with micro_batch_group, batch_dot_i8 with
+// batch_i8_group) where the ISA has one; fewer take the row kernels
+// (dot_f32 and its kin: each row read once per 4 queries). Half a group:
+// from there at least half of the lanes do useful work. Measured on an
+// Intel Xeon (Sapphire Rapids class, 2 threads, 1M x 384 rows), the batch
+// kernel against the row kernels: AVX-512 (group 32) float 16 queries 211
+// against 272 ms, 31 queries 227 against 538, int8 16 queries 92 against
+// 126; AVX2 (group 16) float 8 queries 188 against 241; below half a group
+// it was no faster. The two sum floats in different orders, so a query's
+// float scores may differ in the last bits between a call below the
+// threshold and one at or above it (docs/semantics.md).
 constexpr std::size_t batch_threshold(std::size_t group) { return group / 2 > 0 ? group / 2 : 1; }
+// Float calls of at least this many queries take the batch kernel, which
+// packs rows (batch_f32), in place of the micro-batch kernel: they score
+// the same bits, and the crossover measured on an Intel Xeon (Ice Lake, 2
+// threads, 384 dimensions) was 256 queries (tile_bodies.hpp).
+constexpr std::size_t kMinPackedBatch = 256;
 // float16, int8 and bit rows join the batch kernel widened to float32, a
 // block at a time, up to this many dimensions (a worker's buffer is then at
 // most kCorpusBlock x 4096 floats, 4 MiB); longer rows keep the row kernels.
@@ -48,6 +53,7 @@ const void* row_at(const Matrix& m, std::size_t i);
 struct BatchQueries {
   std::size_t group = 0;
   bool int8 = false;  // which of the two
+  bool micro = false;  // float queries for micro_batch_f32, not batch_f32
   std::vector<float> data;
   std::vector<std::uint8_t> codes;
 };
@@ -84,9 +90,10 @@ class TileScorer {
   // Scores queries [q0, q0 + nq) against `nc` corpus rows starting at
   // `corpus` (nq x nc, row-major); false if any score is not finite.
   // nq <= max_queries and nc <= max_rows; with batch queries, q0 is a
-  // multiple of kQueryBlock.
+  // multiple of kQueryBlock. `prefetch_bytes` from `prefetch` are what the
+  // caller scores next (the batch kernel asks the caches for them).
   bool score(std::size_t q0, std::size_t nq, const void* corpus, std::ptrdiff_t corpus_stride,
-             std::size_t nc);
+             std::size_t nc, const void* prefetch = nullptr, std::size_t prefetch_bytes = 0);
 
  private:
   void finish_float(std::size_t q0, std::size_t nq, std::size_t nc);
@@ -96,10 +103,13 @@ class TileScorer {
   const Problem& p_;
   const BatchQueries& batch_;
   TileKernel kernel_;
-  WidenKernel widen_;  // non-null: rows are widened into widened_ for the batch kernel
+  WidenKernel pack_;  // non-null: rows are packed into panels_ for the batch kernel
+  std::size_t panel_width_;
+  std::vector<float> panels_;
+  const void* packed_of_ = nullptr;
+  std::size_t packed_count_ = 0;
+  WidenKernel widen_;  // non-null: rows are widened into widened_ before packing
   std::vector<float> widened_;
-  const void* widened_of_ = nullptr;
-  std::size_t widened_count_ = 0;
   bool integer_in_;
   bool integer_out_;
   bool corpus_norms_;

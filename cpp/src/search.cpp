@@ -214,7 +214,7 @@ double run_on_every_worker(unsigned threads, Chains chains) {
 
 std::size_t batch_queries() {
   const Kernels& kernels = active_kernels();
-  return kernels.batch_f32 != nullptr ? detail::batch_threshold(kernels.batch_group) : 0;
+  return kernels.batch_f32 != nullptr ? detail::batch_threshold(kernels.micro_batch_group) : 0;
 }
 
 double fma_peak(std::size_t steps, unsigned threads) {

@@ -19,17 +19,8 @@
 //                       whose bit in step s of a packed bit row is clear
 //   store(p, w)         kStep floats
 //
-// and, for the batch kernel (batch_tile below), operations on one register
-// of kLanes float32 lanes:
-//
-//   kLanes, kBatchRows, kBatchVectors   lanes per Acc; corpus rows x query
-//                       registers of the batch kernel's register tile
-//   broadcast(p)        an Acc of *p in every lane
-//   load_lanes(p)       kLanes floats as an Acc
-//   madd_lanes(acc, a, b)   acc + a * b, fused, lane by lane
-//   store_lanes(p, v)   an Acc as kLanes floats
-//   prefetch(address)   a hint to bring that address's line into cache
-//                       (never faults, whatever the address)
+// and, for the batch kernels (batch_tile and micro_batch_tile below),
+// operations on one register of kLanes float32 lanes, listed there.
 //
 // Each ISA file includes this after its intrinsics header. Everything here is
 // in an anonymous namespace: each including file gets its own copy, compiled
@@ -306,31 +297,219 @@ void widened_bits_tile(const Tile& t) {
 }
 
 // The batch kernel: many float32 queries against float32 rows in the
-// outer-product form of a matrix product. The queries come packed in groups
-// of kBatchVectors * kLanes (pack_batch_queries in scoring.cpp): a group is
-// stored dimension-major, its queries' values of dimension 0, then 1, ..., so
-// one vector load holds one dimension of kLanes queries, and each corpus
-// value is broadcast against them. A register tile holds kBatchRows rows x
-// one group of scores: no horizontal reductions, every register FMA does a
-// full vector of useful work, and each load feeds several FMAs.
+// outer-product form of a matrix product (a GEMM micro-kernel). Both sides
+// come packed, dimension-major:
+//
+//   queries   groups of kBatchQueries (pack_query_groups in scoring.cpp):
+//             a group's values of dimension 0, then 1, ...
+//   rows      panels of kBatchVectors * kLanes rows (pack_panels below,
+//             once per block of rows): a panel's values of dimension 0,
+//             then 1, ..., rows past the block's end zero
+//
+// A register tile holds kBatchQueries x kBatchVectors registers: one
+// query's scores for kLanes consecutive rows each. Per dimension it loads
+// kBatchVectors panel vectors and broadcasts kBatchQueries query values: no
+// horizontal reductions, every FMA does a full vector of useful work, and a
+// finished register is kLanes consecutive scores of one query, stored as
+// they are into the row-major score tile. Over long rows the dimensions go
+// kBatchDepth at a time (each ISA picks it so that a panel's slice of
+// kBatchDepth dimensions fits in half its L1 data cache), the partial sums
+// parked in the score tile itself between slices: a panel's slice stays in
+// L1 while every query group of the tile passes over it.
 //
 // Every pair's score is one FMA chain over the dimensions in order, from
-// +0.0: s = fma(q[d], c[d], s) for d = 0, 1, ..., dim - 1. That is its whole
-// summation shape, whatever the tile, the batch or the thread; its squared
-// norms are summed by the same chain (batch_sqnorms), so the expansion of a
-// distance is exactly 0 for a vector against itself.
+// +0.0: s = fma(q[d], c[d], s) for d = 0, 1, ..., dim - 1 (parking a partial
+// sum in memory and loading it back changes no bit). That is its whole
+// summation shape, whatever the tile, the batch or the thread; corpus norms
+// are summed by the same chain (panel_sqnorms), and so are query norms
+// (query_norms in scoring.cpp packs a group's queries as a panel), so the
+// expansion of a distance is exactly 0 for a vector against itself.
+//
+// The ISA supplies, beside zero() from the top of this file:
+//
+//   kLanes              float32 lanes of an Acc
+//   kBatchQueries, kBatchVectors, kBatchDepth   the register tile and slice
+//   broadcast(p)        an Acc of *p in every lane
+//   load_lanes(p), store_lanes(p, v)   kLanes floats
+//   load_first(p, n), store_first(p, v, n)   the first n < kLanes of them,
+//                       touching nothing past them
+//   madd_lanes(acc, a, b)   acc + a * b, fused, lane by lane
+//   transpose(m)        kLanes registers of kLanes lanes transposed in place
+//   prefetch(address)   a hint to bring that address's line into cache
+//                       (never faults, whatever the address)
 
-// A register tile's scores out of the registers. They come transposed (a
-// register holds one row's score for kLanes queries): through a small
+// Rows [0, count) of float32 (`stride` bytes apart, `dim` floats each) as
+// panels: kLanes rows x kLanes dimensions at a time, loaded as rows,
+// transposed in registers and stored as dimensions.
+template <typename V>
+void pack_panels(const void* rows, std::ptrdiff_t stride, std::size_t count, std::size_t dim,
+                 float* out) {
+  using Acc = typename V::Acc;
+  constexpr std::size_t kLanes = V::kLanes;
+  constexpr std::size_t kWidth = V::kBatchVectors * kLanes;
+  for (std::size_t r0 = 0; r0 < count; r0 += kLanes) {
+    float* slab = out + r0 / kWidth * kWidth * dim + r0 % kWidth;
+    std::size_t n_rows = std::min(kLanes, count - r0);
+    for (std::size_t d0 = 0; d0 < dim; d0 += kLanes) {
+      std::size_t n_dims = std::min(kLanes, dim - d0);
+      Acc m[kLanes];
+      for (std::size_t r = 0; r < kLanes; ++r) {
+        const float* c = row<float>(rows, stride, std::min(r0 + r, count - 1)) + d0;
+        m[r] = r >= n_rows          ? V::zero()
+               : n_dims == kLanes ? V::load_lanes(c)
+                                  : V::load_first(c, n_dims);
+      }
+      V::transpose(m);
+      for (std::size_t x = 0; x < n_dims; ++x) V::store_lanes(slab + (d0 + x) * kWidth, m[x]);
+    }
+  }
+  // The last panel's rows past `count`, in slabs not reached above, are zero.
+  std::size_t filled = (count + kLanes - 1) / kLanes * kLanes;
+  std::size_t panels = (count + kWidth - 1) / kWidth;
+  for (std::size_t r0 = filled; r0 < panels * kWidth; r0 += kLanes) {
+    float* slab = out + r0 / kWidth * kWidth * dim + r0 % kWidth;
+    for (std::size_t d = 0; d < dim; ++d) V::store_lanes(slab + d * kWidth, V::zero());
+  }
+}
+
+// Queries [0, queries) of a group against the NV * kLanes rows of a panel
+// that are scored (the last vector holding `last` real rows, 1..kLanes),
+// over dimensions [d0, d1): the partial sums start from 0 at d0 = 0, else
+// from the score tile where the previous slice left them.
+// Meanwhile it asks for `lines` cache lines from `fetch` on, spread over
+// its dimensions.
+template <typename V, int NV>
+void panel_block(const float* group, const float* panel, std::size_t d0, std::size_t d1,
+                 std::size_t queries, std::size_t last, float* out, std::size_t out_stride,
+                 std::uintptr_t fetch, std::size_t lines) {
+  using Acc = typename V::Acc;
+  constexpr int kQueries = V::kBatchQueries;
+  constexpr std::size_t kLanes = V::kLanes;
+  constexpr std::size_t kWidth = V::kBatchVectors * kLanes;
+  Acc acc[kQueries * NV];
+#pragma GCC unroll 64
+  for (int i = 0; i < kQueries; ++i) {
+#pragma GCC unroll 64
+    for (int v = 0; v < NV; ++v) {
+      const float* p = out + static_cast<std::size_t>(i) * out_stride + v * kLanes;
+      bool parked = d0 > 0 && static_cast<std::size_t>(i) < queries;
+      acc[i * NV + v] = !parked                      ? V::zero()
+                        : v + 1 < NV || last == kLanes ? V::load_lanes(p)
+                                                       : V::load_first(p, last);
+    }
+  }
+  const std::size_t per_step = (lines + (d1 - d0) - 1) / std::max<std::size_t>(d1 - d0, 1);
+  const std::uintptr_t fetch_end = fetch + 64 * lines;
+  for (std::size_t d = d0; d < d1; ++d) {
+    for (std::size_t l = 0; l < per_step && fetch < fetch_end; ++l, fetch += 64) V::prefetch(fetch);
+    Acc c[NV];
+#pragma GCC unroll 64
+    for (int v = 0; v < NV; ++v) c[v] = V::load_lanes(panel + d * kWidth + v * kLanes);
+    const float* qd = group + d * kQueries;
+#pragma GCC unroll 64
+    for (int i = 0; i < kQueries; ++i) {
+      Acc q = V::broadcast(qd + i);
+#pragma GCC unroll 64
+      for (int v = 0; v < NV; ++v) acc[i * NV + v] = V::madd_lanes(acc[i * NV + v], q, c[v]);
+    }
+  }
+#pragma GCC unroll 64
+  for (int i = 0; i < kQueries; ++i) {
+    if (static_cast<std::size_t>(i) >= queries) break;
+#pragma GCC unroll 64
+    for (int v = 0; v < NV; ++v) {
+      float* p = out + static_cast<std::size_t>(i) * out_stride + v * kLanes;
+      if (v + 1 < NV || last == kLanes) {
+        V::store_lanes(p, acc[i * NV + v]);
+      } else {
+        V::store_first(p, acc[i * NV + v], last);
+      }
+    }
+  }
+}
+
+// Calls block(std::integral_constant<int, n>) for 0 < n <= N: a register
+// tile of exactly as many vectors (or rows) as there are left.
+template <int N, typename Block>
+void for_rest_rows(std::size_t rest, Block block) {
+  if constexpr (N > 0) {
+    if (rest != N) return for_rest_rows<N - 1>(rest, block);
+    block(std::integral_constant<int, N>{});
+  }
+}
+
+// Squared norms of a block's packed rows in the batch kernel's shape: one
+// FMA chain per row over the dimensions in order, a vector of rows at a time.
+template <typename V>
+void panel_sqnorms(const float* panels, std::size_t count, std::size_t dim, float* norms) {
+  constexpr std::size_t kLanes = V::kLanes;
+  constexpr std::size_t kWidth = V::kBatchVectors * kLanes;
+  for (std::size_t r0 = 0; r0 < count; r0 += kLanes) {
+    const float* slab = panels + r0 / kWidth * kWidth * dim + r0 % kWidth;
+    typename V::Acc s = V::zero();
+    for (std::size_t d = 0; d < dim; ++d) {
+      typename V::Acc c = V::load_lanes(slab + d * kWidth);
+      s = V::madd_lanes(s, c, c);
+    }
+    std::size_t n = std::min(kLanes, count - r0);
+    if (n == kLanes) {
+      V::store_lanes(norms + r0, s);
+    } else {
+      V::store_first(norms + r0, s, n);
+    }
+  }
+}
+
+// Packed query groups (t.queries, t.query_stride bytes from one group to
+// the next, t.query_count real queries) x packed rows (t.corpus, panels
+// t.corpus_stride bytes apart, t.corpus_count real rows): panel by panel,
+// slice by slice, every group of the tile over the slice in L1.
+template <typename V>
+void batch_tile(const Tile& t) {
+  constexpr std::size_t kQueries = V::kBatchQueries;
+  constexpr std::size_t kLanes = V::kLanes;
+  constexpr std::size_t kWidth = V::kBatchVectors * kLanes;
+  auto* scores = static_cast<float*>(t.scores);
+  const auto* panels = static_cast<const float*>(t.corpus);
+  if (t.corpus_norms != nullptr) {
+    panel_sqnorms<V>(panels, t.corpus_count, t.dim, static_cast<float*>(t.corpus_norms));
+  }
+  const std::size_t nq = t.query_count, nc = t.corpus_count, dim = t.dim;
+  // The lines to prefetch, an equal share per register-tile pass.
+  const std::size_t passes = (nc + kWidth - 1) / kWidth * ((dim + V::kBatchDepth - 1) / V::kBatchDepth) *
+                             ((nq + kQueries - 1) / kQueries);
+  const std::size_t share = t.prefetch == nullptr ? 0 : (t.prefetch_bytes / 64 + passes) / std::max<std::size_t>(passes, 1);
+  auto fetch = reinterpret_cast<std::uintptr_t>(t.prefetch);
+  for (std::size_t j0 = 0; j0 < nc; j0 += kWidth) {
+    const float* panel = row<float>(panels, t.corpus_stride, j0 / kWidth);
+    std::size_t rows = std::min(kWidth, nc - j0);
+    std::size_t vectors = (rows + kLanes - 1) / kLanes;
+    std::size_t last = rows - (vectors - 1) * kLanes;
+    for (std::size_t d0 = 0; d0 < std::max<std::size_t>(dim, 1); d0 += V::kBatchDepth) {
+      std::size_t d1 = std::min(dim, d0 + V::kBatchDepth);
+      for (std::size_t i0 = 0; i0 < nq; i0 += kQueries) {
+        const float* group = row<float>(t.queries, t.query_stride, i0 / kQueries);
+        float* out = scores + i0 * nc + j0;
+        std::size_t queries = std::min(kQueries, nq - i0);
+        for_rest_rows<V::kBatchVectors>(vectors, [&](auto nv) {
+          panel_block<V, decltype(nv)::value>(group, panel, d0, d1, queries, last, out, nc, fetch, share);
+        });
+        fetch += 64 * share;
+      }
+    }
+  }
+}
+
+// A micro-batch (or int8) register tile's scores out of the registers.
+// They come transposed (a register holds one row's score for kLanes queries): through a small
 // buffer, one row of scores per query, finish(score, r) for row r, the
 // group's real queries only (the padding lanes are dropped). Unrolled by
 // request: a loop left rolled here would index the accumulators at run
 // time, and GCC 12 then keeps them in memory, storing every one on every
 // step of the caller's loop (measured: half the speed).
-template <typename Ops, int NR, typename T, typename Finish>
+template <typename Ops, int NR, int kVectors, typename T, typename Finish>
 void store_transposed(const typename Ops::Acc* acc, const Tile& t, std::size_t g, std::size_t j0,
                       T* scores, Finish finish) {
-  constexpr int kVectors = Ops::kBatchVectors;
   constexpr std::size_t kGroup = kVectors * Ops::kLanes;
   T lanes[NR][kGroup];
 #pragma GCC unroll 64
@@ -345,12 +524,24 @@ void store_transposed(const typename Ops::Acc* acc, const Tile& t, std::size_t g
   }
 }
 
+// The micro-batch kernel: the same one FMA chain per pair (so the same
+// scores, bit for bit), for calls of too few queries to pay for packing
+// rows. Its register tile is the other way round: kMicroRows rows x
+// kMicroVectors registers of kLanes queries each, the queries packed in
+// groups of kMicroVectors * kLanes as for the batch kernel, each row value
+// broadcast from the row in place, the scores transposed on the way out.
+// Packing a block of rows costs about as much as scoring it against 16
+// queries, so micro-batches do better without it: measured on an Intel
+// Xeon (Ice Lake, 2 threads, 1M x 384 rows), 16 queries 226 against 342
+// ms, 64 queries 358 against 407; 256 queries over 200k rows were level
+// (256 against 252 ms) and 1000 faster packed (0.89-0.93x the time).
+
 // Rows [j0, j0 + NR) against group g of the tile's queries: scores of the
 // group's real queries only (the padding lanes are computed and dropped).
 template <typename V, int NR>
-void batch_block(const Tile& t, std::size_t g, std::size_t j0, float* scores) {
+void micro_block(const Tile& t, std::size_t g, std::size_t j0, float* scores) {
   using Acc = typename V::Acc;
-  constexpr int kVectors = V::kBatchVectors;
+  constexpr int kVectors = V::kMicroVectors;
   constexpr std::size_t kGroup = kVectors * V::kLanes;
   const float* group = row<float>(t.queries, t.query_stride, g);
   // Rows addressed from one base and the stride, not by NR pointers: x86's
@@ -387,25 +578,14 @@ void batch_block(const Tile& t, std::size_t g, std::size_t j0, float* scores) {
       }
     }
   }
-  store_transposed<V, NR>(acc, t, g, j0, scores, [](float x, int) { return x; });
+  store_transposed<V, NR, kVectors>(acc, t, g, j0, scores, [](float x, int) { return x; });
 }
 
-// The last rows of a tile, fewer than a full register tile: calls
-// block(std::integral_constant<int, rest>) for 0 < rest <= NR, so that they
-// get a register tile of that many rows.
-template <int NR, typename Block>
-void for_rest_rows(std::size_t rest, Block block) {
-  if constexpr (NR > 0) {
-    if (rest != NR) return for_rest_rows<NR - 1>(rest, block);
-    block(std::integral_constant<int, NR>{});
-  }
-}
-
-// Squared norms in the batch kernel's shape: one FMA chain per row, over the
+// Squared norms of rows read in place in the batch kernel's shape: one FMA chain per row, over the
 // dimensions in order. Eight rows at a time keep eight independent chains in
 // flight, enough to cover the FMA latency.
 template <typename V>
-void batch_sqnorms(const Tile& t, float* norms) {
+void micro_sqnorms(const Tile& t, float* norms) {
   constexpr std::size_t kChains = 8;
   std::size_t j = 0;
   for (; j + kChains <= t.corpus_count; j += kChains) {
@@ -425,27 +605,29 @@ void batch_sqnorms(const Tile& t, float* norms) {
   }
 }
 
-// Packed query groups (t.queries, t.query_stride bytes from one group to
-// the next, t.query_count real queries) x float32 rows. Rows outermost: a
-// register tile's rows, loaded into L1, serve every group of the tile.
+// Query groups of kMicroVectors * kLanes (t.queries, t.query_stride bytes
+// from one group to the next, t.query_count real queries) x float32 rows
+// read in place. Rows outermost: a register tile's rows, loaded into L1,
+// serve every group of the tile.
 template <typename V>
-void batch_tile(const Tile& t) {
-  constexpr std::size_t kGroup = V::kBatchVectors * V::kLanes;
-  constexpr int kRows = V::kBatchRows;
+void micro_batch_tile(const Tile& t) {
+  constexpr std::size_t kGroup = V::kMicroVectors * V::kLanes;
+  constexpr int kRows = V::kMicroRows;
   auto* scores = static_cast<float*>(t.scores);
-  if (t.corpus_norms != nullptr) batch_sqnorms<V>(t, static_cast<float*>(t.corpus_norms));
+  if (t.corpus_norms != nullptr) micro_sqnorms<V>(t, static_cast<float*>(t.corpus_norms));
   std::size_t groups = (t.query_count + kGroup - 1) / kGroup;
   std::size_t j = 0;
   for (; j + kRows <= t.corpus_count; j += kRows) {
-    for (std::size_t g = 0; g < groups; ++g) batch_block<V, kRows>(t, g, j, scores);
+    for (std::size_t g = 0; g < groups; ++g) micro_block<V, kRows>(t, g, j, scores);
   }
   for_rest_rows<kRows - 1>(t.corpus_count - j, [&](auto rows) {
-    for (std::size_t g = 0; g < groups; ++g) batch_block<V, decltype(rows)::value>(t, g, j, scores);
+    for (std::size_t g = 0; g < groups; ++g) micro_block<V, decltype(rows)::value>(t, g, j, scores);
   });
 }
 
-// int8 batches in the same broadcast form, exact in int32: the integer twin
-// of batch_tile. The queries come packed four dimensions (a "quad") per
+
+// int8 batches in the micro-batch kernel's form, exact in int32: the rows
+// read in place, the queries packed four dimensions (a "quad") per
 // 32-bit lane (pack_int8_groups in scoring.cpp), a group's quad 0 of every
 // query, then quad 1, ...; each row's four bytes of a quad are broadcast
 // against them and one instruction adds the four products of every lane.
@@ -508,7 +690,7 @@ void batch_i8_block(const Tile& t, std::size_t g, std::size_t j0, const std::int
     });
   }
   if (full < quads) step(full, [full, &t](const std::int8_t* c) { return row_quad(c, full, t.dim); });
-  store_transposed<I, NR>(acc, t, g, j0, scores, [row_sums](std::int32_t x, int r) {
+  store_transposed<I, NR, kVectors>(acc, t, g, j0, scores, [row_sums](std::int32_t x, int r) {
     if constexpr (I::kQueryBias != 0) return x - 128 * row_sums[r];
     return x;
   });
@@ -585,7 +767,7 @@ void widen_bit_rows(const void* rows, std::ptrdiff_t stride, std::size_t count, 
 template <typename V>
 double fma_chains(std::size_t steps, float* result) {
   using Acc = typename V::Acc;
-  constexpr int kChains = V::kBatchRows * V::kBatchVectors;
+  constexpr int kChains = V::kBatchQueries * V::kBatchVectors;
   volatile float opaque_one = 1.0f, opaque_zero = 0.0f;
   const float one = opaque_one, zero = opaque_zero;
   const Acc a = V::broadcast(&one), b = V::broadcast(&zero);
@@ -754,9 +936,13 @@ constexpr Kernels simd_kernels(TileKernel dot_i8, TileKernel sqeuclidean_i8, Til
       sqeuclidean_i8,
       hamming,
       batch_tile<V>,                 // batch_f32
+      micro_batch_tile<V>,           // micro_batch_f32
       stream_sum<V>,
       fma_chains<V>,
-      V::kBatchVectors * V::kLanes,  // batch_group
+      V::kBatchQueries,              // batch_group
+      V::kMicroVectors * V::kLanes,  // micro_batch_group
+      V::kBatchVectors * V::kLanes,  // batch_panel
+      pack_panels<V>,                // pack_panels
       widen_rows<V, std::uint16_t>,  // widen_f16
       widen_rows<V, BFloat16>,       // widen_bf16
       widen_rows<V, std::int8_t>,    // widen_i8

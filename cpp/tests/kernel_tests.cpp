@@ -318,16 +318,28 @@ void check_summation_shape(const SumShape& shape, const KernelCase& c, const Ker
 // The batch kernel's promise (cpp/src/tile_bodies.hpp): every pair, and
 // every row's squared norm, is one fused multiply-add chain over the
 // dimensions in order, from +0.0, whatever the group, the row's place in the
-// tile or the number of queries.
-void check_batch_shape(const char* isa, const Kernels& wide, std::size_t nq, std::size_t nc,
-                       std::size_t dim, std::mt19937& rng) {
+// tile or its panel, the slices over long rows or the number of queries;
+// rows packed by pack_panels from any stride.
+// The micro-batch kernel (`micro`) keeps the same promise, reading rows in
+// place.
+void check_batch_shape(const char* isa, const Kernels& wide, bool micro, std::size_t nq,
+                       std::size_t nc, std::size_t dim, std::mt19937& rng) {
   Rows q = make_rows(Elem::f32, nq, dim, 0, false, rng);
   Rows x = make_rows(Elem::f32, nc, dim, 4, nc % 2 == 1, rng);
-  std::vector<float> packed =
-      detail::pack_query_groups(Matrix{q.first, q.stride, nq}, dim, wide.batch_group);
+  std::size_t group = micro ? wide.micro_batch_group : wide.batch_group;
+  std::vector<float> packed = detail::pack_query_groups(Matrix{q.first, q.stride, nq}, dim, group);
+  std::size_t width = wide.batch_panel;
+  std::vector<float> panels((nc + width - 1) / width * width * dim);
+  wide.pack_panels(x.first, x.stride, nc, dim, panels.data());
   std::vector<float> scores(nq * nc), norms(nc);
-  wide.batch_f32(Tile{packed.data(), static_cast<std::ptrdiff_t>(wide.batch_group * dim * 4), nq,
-                      x.first, x.stride, nc, dim, scores.data(), norms.data()});
+  Tile tile{packed.data(), static_cast<std::ptrdiff_t>(group * dim * 4), nq,
+            panels.data(), static_cast<std::ptrdiff_t>(width * dim * 4), nc, dim,
+            scores.data(), norms.data()};
+  if (micro) {
+    tile.corpus = x.first;
+    tile.corpus_stride = x.stride;
+  }
+  (micro ? wide.micro_batch_f32 : wide.batch_f32)(tile);
   auto chain = [dim](const std::vector<float>& a, const std::vector<float>& b) {
     float s = 0;
     for (std::size_t d = 0; d < dim; ++d) s = fused(a[d], b[d], s);
@@ -348,8 +360,8 @@ void check_batch_shape(const char* isa, const Kernels& wide, std::size_t nq, std
   }
   ++checks;
   if (!same && ++failures <= 20) {
-    std::printf("FAILED %s batch_f32: scores differ from one chain per pair (%zu x %zu, dim=%zu)\n",
-                isa, nq, nc, dim);
+    std::printf("FAILED %s %s: scores differ from one chain per pair (%zu x %zu, dim=%zu)\n",
+                isa, micro ? "micro_batch_f32" : "batch_f32", nq, nc, dim);
   }
 }
 
@@ -471,9 +483,12 @@ void test_kernels(const char* label, const Kernels& wide) {
   }
   const std::size_t dims[] = {0, 1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65, 100, 127, 128, 129, 384, 1000, 17000};
   if (wide.batch_f32 != nullptr) {
-    for (std::size_t dim : {0, 1, 5, 16, 33, 384}) {
+    for (std::size_t dim : {0, 1, 5, 16, 33, 384, 700}) {
       for (std::size_t nq : {1, 5, 16, 31, 33, 64}) {
-        for (std::size_t nc : {1, 5, 12, 13, 30}) check_batch_shape(label, wide, nq, nc, dim, rng);
+        for (std::size_t nc : {1, 5, 12, 13, 30, 47, 49, 100}) {
+          check_batch_shape(label, wide, false, nq, nc, dim, rng);
+          check_batch_shape(label, wide, true, nq, nc, dim, rng);
+        }
       }
     }
     for (std::size_t dim : {1, 3, 7, 8, 9, 16, 17, 33, 100, 384}) {

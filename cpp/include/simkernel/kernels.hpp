@@ -24,6 +24,11 @@ struct Tile {
   // Optional (nullptr to skip): each corpus row's squared norm, of the same
   // type as `scores`, computed in the same pass so cosine needs no second one.
   void* corpus_norms;
+  // Optional: bytes the caller reads next (the next block of rows), which
+  // the batch kernel asks the caches for while it works, so that they
+  // arrive while it computes instead of when it packs them.
+  const void* prefetch = nullptr;
+  std::size_t prefetch_bytes = 0;
 };
 
 using TileKernel = void (*)(const Tile&);
@@ -80,11 +85,15 @@ struct Kernels {
   TileKernel sqeuclidean_i8;   // int8 x int8, exact int32
   TileKernel hamming;          // bits x bits, int32
   // Many float32 queries x float32 rows, as a matrix product: the queries
-  // packed in groups of batch_group (docs/architecture.md, "The batch
-  // kernel"), each pair summed by one FMA chain over the dimensions in
-  // order, and corpus norms, on request, by the same chain. Null where the
-  // ISA has none (scalar): every call then takes dot_f32.
+  // packed in groups of batch_group, the rows in panels of batch_panel
+  // (pack_panels; docs/architecture.md, "The batch kernel"), each pair
+  // summed by one FMA chain over the dimensions in order, and corpus norms,
+  // on request, by the same chain. Null where the ISA has none (scalar):
+  // every call then takes dot_f32.
   TileKernel batch_f32;
+  // The same for micro-batches, the same scores bit for bit: queries packed
+  // in groups of micro_batch_group, rows read in place (no packing).
+  TileKernel micro_batch_f32;
   // Sum of n floats with the widest loads: the benchmark's read-bandwidth
   // probe (docs/performance.md), not part of any search.
   float (*stream_sum)(const float* data, std::size_t n);
@@ -93,10 +102,17 @@ struct Kernels {
   // in the scalar table): the benchmark's compute-peak probe. Returns the
   // floating-point operations done; *result keeps them from being elided.
   double (*fma_chains)(std::size_t steps, float* result);
-  // Queries per packed group of batch_f32: its register tile's width.
+  // Queries per packed group and rows per packed panel of batch_f32: its
+  // register tile's height and width.
   std::size_t batch_group;
-  // Rows widened for batch_f32 (null with it): binary16, bfloat16, int8,
-  // and bits as +1.0 / -1.0.
+  std::size_t micro_batch_group;
+  std::size_t batch_panel;
+  // float32 rows (`stride` bytes apart) packed as batch_f32's panels,
+  // dimension-major, the last panel's missing rows zero: `out` holds
+  // ceil(count / batch_panel) * batch_panel * dim floats.
+  WidenKernel pack_panels;
+  // Rows widened to float32 rows for pack_panels (null with batch_f32):
+  // binary16, bfloat16, int8, and bits as +1.0 / -1.0.
   WidenKernel widen_f16;
   WidenKernel widen_bf16;
   WidenKernel widen_i8;
