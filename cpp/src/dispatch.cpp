@@ -147,7 +147,9 @@ std::vector<Kernels> complete_tables() {
       }
       if (table.batch_dot_i8 == nullptr) {
         table.batch_dot_i8 = from.batch_dot_i8;
+        table.micro_batch_dot_i8 = from.micro_batch_dot_i8;
         table.batch_i8_group = from.batch_i8_group;
+        table.micro_batch_i8_group = from.micro_batch_i8_group;
         table.batch_i8_bias = from.batch_i8_bias;
       }
     }

@@ -35,6 +35,7 @@ struct FloatVector {
   static constexpr int kBlockRows = 3;
   static constexpr int kBitsRows = 1;
   using Acc = __m256;
+  using Value = float;
   using Wide = __m256;
 
   static Acc zero() { return _mm256_setzero_ps(); }

@@ -48,6 +48,7 @@ struct FloatVector {
   static constexpr int kBlockRows = 3;
   static constexpr int kBitsRows = 1;
   using Acc = float32x4_t;
+  using Value = float;
   using Wide = Eight;
 
   static Acc zero() { return vdupq_n_f32(0); }
@@ -254,24 +255,44 @@ void hamming_tile(const Tile& t) {
 }
 
 #if defined(__ARM_FEATURE_DOTPROD)
-// The int8 batch tile (batch_i8_tile) with sdot: signed query bytes (no
-// bias) times the broadcast row bytes. 5 rows x 16 queries: 20
+// The int8 batch tiles with sdot: signed query bytes (no bias) times the
+// row bytes. Micro (rows broadcast in place): 5 rows x 16 queries, 20
 // accumulators, 4 query registers and 5 broadcasts (GCC loads every row's
 // four bytes of a quad before the first sdot) fit the 32; 6 rows spilled an
-// accumulator. Per quad 9 loads feed 20 sdot.
+// accumulator. Panels (queries broadcast): 8 queries x 12 rows as the float
+// panels. Chosen from the register count; not measured on Arm hardware.
 struct Int8Vector {
   using Acc = int32x4_t;
+  using Value = std::int32_t;
   static constexpr std::size_t kLanes = 4;
-  static constexpr int kBatchRows = 5;
-  static constexpr int kBatchVectors = 4;
+  static constexpr int kMicroRows = 5;
+  static constexpr int kMicroVectors = 4;
+  static constexpr int kBatchQueries = 8;
+  static constexpr int kBatchVectors = 3;
+  static constexpr std::size_t kBatchDepth = 256;
   static constexpr std::uint8_t kQueryBias = 0;
   static Acc zero() { return vdupq_n_s32(0); }
   static Acc load(const std::uint8_t* p) { return vreinterpretq_s32_u8(vld1q_u8(p)); }
   static Acc broadcast(std::int32_t x) { return vdupq_n_s32(x); }
+  static Acc broadcast(const std::int32_t* p) { return vld1q_dup_s32(p); }
   static Acc dot(Acc acc, Acc q, Acc b) {
     return vdotq_s32(acc, vreinterpretq_s8_s32(q), vreinterpretq_s8_s32(b));
   }
+  static Acc madd_lanes(Acc acc, Acc q, Acc c) { return dot(acc, q, c); }
+  static Acc biased(Acc c) { return c; }
+  static Acc load_lanes(const std::int32_t* p) { return vld1q_s32(p); }
+  static Acc load_first(const std::int32_t* p, std::size_t n) {
+    std::int32_t lanes[4] = {};
+    std::memcpy(lanes, p, n * sizeof *p);
+    return vld1q_s32(lanes);
+  }
   static void store_lanes(std::int32_t* p, Acc v) { vst1q_s32(p, v); }
+  static void store_first(std::int32_t* p, Acc v, std::size_t n) {
+    std::int32_t lanes[4];
+    vst1q_s32(lanes, v);
+    std::memcpy(p, lanes, n * sizeof *p);
+  }
+  static void prefetch(std::uintptr_t address) { FloatVector::prefetch(address); }
   static std::int32_t sqnorm(const std::int8_t* c, std::size_t dim) { return int8_sqnorm(c, dim); }
 };
 #else

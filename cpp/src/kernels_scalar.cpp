@@ -246,7 +246,9 @@ constexpr Kernels kernels = {
     nullptr,  // widen_i8
     nullptr,  // widen_bits
     nullptr,  // batch_dot_i8
+    nullptr,  // micro_batch_dot_i8
     0,  // batch_i8_group
+    0,  // micro_batch_i8_group
     0,  // batch_i8_bias
     int8_chains,  // int8_chains
 };

@@ -96,8 +96,9 @@ BatchQueries pack_batch_queries(const Problem& p, const Kernels& kernels) {
     // own exact kernel.
     bool dots = p.metric == Metric::dot || p.metric == Metric::cosine;
     if (dots && kernels.batch_dot_i8 != nullptr &&
-        p.queries.rows >= batch_threshold(kernels.batch_i8_group)) {
-      batch.group = kernels.batch_i8_group;
+        p.queries.rows >= batch_threshold(kernels.micro_batch_i8_group)) {
+      batch.micro = p.queries.rows < kMinPackedBatch;
+      batch.group = batch.micro ? kernels.micro_batch_i8_group : kernels.batch_i8_group;
       batch.int8 = true;
       batch.codes = pack_int8_groups(p.queries, p.dim, batch.group, kernels.batch_i8_bias);
     }
@@ -144,15 +145,17 @@ TileScorer::TileScorer(const Problem& p, const Kernels& kernels, const BatchQuer
                        std::size_t max_rows, bool squares)
     : p_(p),
       batch_(batch),
-      kernel_(batch.int8            ? kernels.batch_dot_i8
+      kernel_(batch.int8 && batch.micro ? kernels.micro_batch_dot_i8
+              : batch.int8        ? kernels.batch_dot_i8
               : batch.micro       ? kernels.micro_batch_f32
               : batch.group != 0  ? kernels.batch_f32
                                   : kernel_for(kernels, p.pair, p.metric)),
-      pack_(batch.group != 0 && !batch.int8 && !batch.micro ? kernels.pack_panels : nullptr),
+      pack_(batch.group != 0 && !batch.micro ? kernels.pack_panels : nullptr),
       panel_width_(kernels.batch_panel),
       panels_(pack_ != nullptr ? (max_rows + panel_width_ - 1) / panel_width_ * panel_width_ * p.dim : 0),
       widen_(batch.group != 0 && !batch.int8 ? widen_for(kernels, p.pair) : nullptr),
       widened_(widen_ != nullptr ? max_rows * p.dim : 0),
+      padded_(pack_ != nullptr && batch.int8 && p.dim % 4 != 0 ? max_rows * (p.dim + 3) / 4 * 4 : 0),
       integer_in_(integer_pair(p.pair)),
       integer_out_(integer_scores(p.pair, p.metric)),
       corpus_norms_(uses_norms(p.pair, p.metric)),
@@ -185,7 +188,29 @@ bool TileScorer::score(std::size_t q0, std::size_t nq, const void* corpus,
     tile.queries = batch_.data.data() + q0 * p_.dim;  // q0 starts a group
     tile.query_stride = static_cast<std::ptrdiff_t>(batch_.group * p_.dim * sizeof(float));
   }
-  if (pack_ != nullptr || widen_ != nullptr) {
+  if (batch_.int8 && pack_ != nullptr) {
+    // Packed once per block, a quad of bytes per 32-bit lane (rows whose
+    // length is not a whole number of quads go through a zero-padded copy).
+    std::size_t quads = (p_.dim + 3) / 4;
+    if (corpus != packed_of_ || nc != packed_count_) {
+      const void* rows = corpus;
+      std::ptrdiff_t stride = corpus_stride;
+      if (!padded_.empty()) {
+        for (std::size_t j = 0; j < nc; ++j) {
+          std::memcpy(padded_.data() + j * quads * 4, row_at(Matrix{corpus, corpus_stride, nc}, j), p_.dim);
+        }
+        rows = padded_.data();
+        stride = static_cast<std::ptrdiff_t>(quads * 4);
+      }
+      pack_(rows, stride, nc, quads, panels_.data());
+      packed_of_ = corpus;
+      packed_count_ = nc;
+    }
+    tile.corpus = panels_.data();
+    tile.corpus_stride = static_cast<std::ptrdiff_t>(panel_width_ * quads * 4);
+    tile.prefetch = prefetch;
+    tile.prefetch_bytes = prefetch_bytes;
+  } else if (pack_ != nullptr || widen_ != nullptr) {
     // Widened to float32 rows and packed (for batch_f32) once per block,
     // like its norms, for every query block after.
     auto widened_stride = static_cast<std::ptrdiff_t>(p_.dim * sizeof(float));
@@ -201,12 +226,12 @@ bool TileScorer::score(std::size_t q0, std::size_t nq, const void* corpus,
     }
     tile.corpus = widened_.data();
     tile.corpus_stride = widened_stride;
-  }
-  if (pack_ != nullptr) {
-    tile.corpus = panels_.data();
-    tile.corpus_stride = static_cast<std::ptrdiff_t>(panel_width_ * p_.dim * sizeof(float));
-    tile.prefetch = prefetch;
-    tile.prefetch_bytes = prefetch_bytes;
+    if (pack_ != nullptr) {
+      tile.corpus = panels_.data();
+      tile.corpus_stride = static_cast<std::ptrdiff_t>(panel_width_ * p_.dim * sizeof(float));
+      tile.prefetch = prefetch;
+      tile.prefetch_bytes = prefetch_bytes;
+    }
   }
   kernel_(tile);
   if (new_norms) {

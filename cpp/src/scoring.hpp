@@ -33,10 +33,10 @@ constexpr std::size_t kCorpusBlock = 256;
 // float scores may differ in the last bits between a call below the
 // threshold and one at or above it (docs/semantics.md).
 constexpr std::size_t batch_threshold(std::size_t group) { return group / 2 > 0 ? group / 2 : 1; }
-// Float calls of at least this many queries take the batch kernel, which
-// packs rows (batch_f32), in place of the micro-batch kernel: they score
-// the same bits, and the crossover measured on an Intel Xeon (Ice Lake, 2
-// threads, 384 dimensions) was 256 queries (tile_bodies.hpp).
+// Calls of at least this many queries take the batch kernels that pack rows
+// (batch_f32, batch_dot_i8) in place of the micro-batch kernels: they score
+// the same bits, and the float crossover measured on an Intel Xeon (Ice
+// Lake, 2 threads, 384 dimensions) was 256 queries (tile_bodies.hpp).
 constexpr std::size_t kMinPackedBatch = 256;
 // float16, int8 and bit rows join the batch kernel widened to float32, a
 // block at a time, up to this many dimensions (a worker's buffer is then at
@@ -53,7 +53,7 @@ const void* row_at(const Matrix& m, std::size_t i);
 struct BatchQueries {
   std::size_t group = 0;
   bool int8 = false;  // which of the two
-  bool micro = false;  // float queries for micro_batch_f32, not batch_f32
+  bool micro = false;  // for the micro-batch kernel (rows read in place)
   std::vector<float> data;
   std::vector<std::uint8_t> codes;
 };
@@ -110,6 +110,7 @@ class TileScorer {
   std::size_t packed_count_ = 0;
   WidenKernel widen_;  // non-null: rows are widened into widened_ before packing
   std::vector<float> widened_;
+  std::vector<std::int8_t> padded_;  // int8 rows padded to whole quads, for packing
   bool integer_in_;
   bool integer_out_;
   bool corpus_norms_;

@@ -327,7 +327,7 @@ void widened_bits_tile(const Tile& t) {
 //
 // The ISA supplies, beside zero() from the top of this file:
 //
-//   kLanes              float32 lanes of an Acc
+//   kLanes, Value       lanes of an Acc, and their type (float)
 //   kBatchQueries, kBatchVectors, kBatchDepth   the register tile and slice
 //   broadcast(p)        an Acc of *p in every lane
 //   load_lanes(p), store_lanes(p, v)   kLanes floats
@@ -378,10 +378,12 @@ void pack_panels(const void* rows, std::ptrdiff_t stride, std::size_t count, std
 // from the score tile where the previous slice left them.
 // Meanwhile it asks for `lines` cache lines from `fetch` on, spread over
 // its dimensions.
+// Written over V::Value, the lanes' type: float here, int32 for the int8
+// panels (batch_i8_panels), where a "dimension" is a quad of four bytes.
 template <typename V, int NV>
-void panel_block(const float* group, const float* panel, std::size_t d0, std::size_t d1,
-                 std::size_t queries, std::size_t last, float* out, std::size_t out_stride,
-                 std::uintptr_t fetch, std::size_t lines) {
+void panel_block(const typename V::Value* group, const typename V::Value* panel, std::size_t d0,
+                 std::size_t d1, std::size_t queries, std::size_t last, typename V::Value* out,
+                 std::size_t out_stride, std::uintptr_t fetch, std::size_t lines) {
   using Acc = typename V::Acc;
   constexpr int kQueries = V::kBatchQueries;
   constexpr std::size_t kLanes = V::kLanes;
@@ -391,7 +393,7 @@ void panel_block(const float* group, const float* panel, std::size_t d0, std::si
   for (int i = 0; i < kQueries; ++i) {
 #pragma GCC unroll 64
     for (int v = 0; v < NV; ++v) {
-      const float* p = out + static_cast<std::size_t>(i) * out_stride + v * kLanes;
+      const auto* p = out + static_cast<std::size_t>(i) * out_stride + v * kLanes;
       bool parked = d0 > 0 && static_cast<std::size_t>(i) < queries;
       acc[i * NV + v] = !parked                      ? V::zero()
                         : v + 1 < NV || last == kLanes ? V::load_lanes(p)
@@ -405,7 +407,7 @@ void panel_block(const float* group, const float* panel, std::size_t d0, std::si
     Acc c[NV];
 #pragma GCC unroll 64
     for (int v = 0; v < NV; ++v) c[v] = V::load_lanes(panel + d * kWidth + v * kLanes);
-    const float* qd = group + d * kQueries;
+    const auto* qd = group + d * kQueries;
 #pragma GCC unroll 64
     for (int i = 0; i < kQueries; ++i) {
       Acc q = V::broadcast(qd + i);
@@ -418,7 +420,7 @@ void panel_block(const float* group, const float* panel, std::size_t d0, std::si
     if (static_cast<std::size_t>(i) >= queries) break;
 #pragma GCC unroll 64
     for (int v = 0; v < NV; ++v) {
-      float* p = out + static_cast<std::size_t>(i) * out_stride + v * kLanes;
+      auto* p = out + static_cast<std::size_t>(i) * out_stride + v * kLanes;
       if (v + 1 < NV || last == kLanes) {
         V::store_lanes(p, acc[i * NV + v]);
       } else {
@@ -626,15 +628,22 @@ void micro_batch_tile(const Tile& t) {
 }
 
 
-// int8 batches in the micro-batch kernel's form, exact in int32: the rows
-// read in place, the queries packed four dimensions (a "quad") per
-// 32-bit lane (pack_int8_groups in scoring.cpp), a group's quad 0 of every
-// query, then quad 1, ...; each row's four bytes of a quad are broadcast
-// against them and one instruction adds the four products of every lane.
-// The ISA supplies, as a struct `I`:
+// int8 batches, exact in int32, in the two forms of the float kernels. The
+// queries come packed four dimensions (a "quad") per 32-bit lane
+// (pack_int8_groups in scoring.cpp), a group's quad 0 of every query, then
+// quad 1, ...; one instruction adds the four products of each lane's bytes.
+// From kMinPackedBatch queries (batch_i8_panels) the rows are packed too, a
+// quad per lane, into panels (pack_panels moves 32-bit lanes, whatever they
+// hold), and each query's quad is broadcast against them, in panel_block;
+// below it (micro_batch_i8_tile) each row's quad is broadcast from the row
+// in place against the queries' quads. The ISA supplies, as a struct `I`:
 //
-//   Acc, kLanes         a register of kLanes int32 lanes, one query each
-//   kBatchRows, kBatchVectors   rows x query registers of the register tile
+//   Acc, kLanes, Value  a register of kLanes int32 lanes
+//   kMicroRows, kMicroVectors   rows x query registers of the micro tile
+//   kBatchQueries, kBatchVectors, kBatchDepth   panel_block's tile and slice
+//   load_lanes, load_first, store_first, broadcast(p), madd_lanes(acc, q, c)
+//                       panel_block's operations (madd_lanes is dot)
+//   biased(c)           c XOR kQueryBias in every byte
 //   kQueryBias          the XOR the packing applies to every query byte:
 //                       0x80 where the instruction multiplies unsigned by
 //                       signed bytes (vpdpbusd), 0 where both are signed (sdot)
@@ -658,10 +667,10 @@ inline std::int32_t row_quad(const std::int8_t* c, std::size_t k, std::size_t di
 }
 
 template <typename I, int NR>
-void batch_i8_block(const Tile& t, std::size_t g, std::size_t j0, const std::int32_t* row_sums,
+void micro_batch_i8_block(const Tile& t, std::size_t g, std::size_t j0, const std::int32_t* row_sums,
                     std::int32_t* scores) {
   using Acc = typename I::Acc;
-  constexpr int kVectors = I::kBatchVectors;
+  constexpr int kVectors = I::kMicroVectors;
   constexpr std::size_t kGroup = kVectors * I::kLanes;
   const auto* group = row<std::uint8_t>(t.queries, t.query_stride, g);
   const char* base = static_cast<const char*>(t.corpus) + static_cast<std::ptrdiff_t>(j0) * t.corpus_stride;
@@ -699,9 +708,9 @@ void batch_i8_block(const Tile& t, std::size_t g, std::size_t j0, const std::int
 // Rows outermost, in runs of 21 register tiles whose byte sums (with a bias)
 // are found once for every group.
 template <typename I>
-void batch_i8_tile(const Tile& t) {
-  constexpr std::size_t kGroup = I::kBatchVectors * I::kLanes;
-  constexpr int kRows = I::kBatchRows;
+void micro_batch_i8_tile(const Tile& t) {
+  constexpr std::size_t kGroup = I::kMicroVectors * I::kLanes;
+  constexpr int kRows = I::kMicroRows;
   constexpr std::size_t kRun = 21 * kRows;
   std::int32_t row_sums[kRun] = {};
   auto* scores = static_cast<std::int32_t*>(t.scores);
@@ -715,11 +724,11 @@ void batch_i8_tile(const Tile& t) {
     }
     std::size_t j = 0;
     for (; j + kRows <= n; j += kRows) {
-      for (std::size_t g = 0; g < groups; ++g) batch_i8_block<I, kRows>(t, g, j0 + j, row_sums + j, scores);
+      for (std::size_t g = 0; g < groups; ++g) micro_batch_i8_block<I, kRows>(t, g, j0 + j, row_sums + j, scores);
     }
     for_rest_rows<kRows - 1>(n - j, [&](auto rows) {
       for (std::size_t g = 0; g < groups; ++g) {
-        batch_i8_block<I, decltype(rows)::value>(t, g, j0 + j, row_sums + j, scores);
+        micro_batch_i8_block<I, decltype(rows)::value>(t, g, j0 + j, row_sums + j, scores);
       }
     });
   }
@@ -732,6 +741,66 @@ void batch_i8_tile(const Tile& t) {
 }
 
 // An ISA without an int8 batch tile (its int8 x int8 calls keep dot_i8).
+// Panels of quads (t.corpus, panels t.corpus_stride bytes apart; t.dim
+// bytes a row, the last quad zero-padded) x query groups of kBatchQueries.
+// Each panel's byte sums (with a bias) and squared norms are found first,
+// a vector of rows at a time, then panel_block scores it slice by slice and
+// the bias comes off its scores.
+template <typename I>
+void batch_i8_panels(const Tile& t) {
+  using Acc = typename I::Acc;
+  constexpr std::size_t kQueries = I::kBatchQueries;
+  constexpr std::size_t kLanes = I::kLanes;
+  constexpr std::size_t kWidth = I::kBatchVectors * kLanes;
+  auto* scores = static_cast<std::int32_t*>(t.scores);
+  auto* norms = static_cast<std::int32_t*>(t.corpus_norms);
+  const std::size_t nq = t.query_count, nc = t.corpus_count, quads = (t.dim + 3) / 4;
+  const std::size_t passes = (nc + kWidth - 1) / kWidth * ((quads + I::kBatchDepth - 1) / I::kBatchDepth) *
+                             ((nq + kQueries - 1) / kQueries);
+  const std::size_t share = t.prefetch == nullptr ? 0 : (t.prefetch_bytes / 64 + passes) / std::max<std::size_t>(passes, 1);
+  auto fetch = reinterpret_cast<std::uintptr_t>(t.prefetch);
+  const std::int32_t ones = 0x01010101;
+  for (std::size_t j0 = 0; j0 < nc; j0 += kWidth) {
+    const auto* panel = row<std::int32_t>(t.corpus, t.corpus_stride, j0 / kWidth);
+    std::size_t rows = std::min(kWidth, nc - j0);
+    std::size_t vectors = (rows + kLanes - 1) / kLanes;
+    std::size_t last = rows - (vectors - 1) * kLanes;
+    std::int32_t sums[kWidth], squares[kWidth];
+    for (std::size_t v = 0; v < vectors; ++v) {
+      Acc sum = I::zero(), square = I::zero();
+      for (std::size_t k = 0; k < quads; ++k) {
+        Acc c = I::load_lanes(panel + k * kWidth + v * kLanes);
+        if constexpr (I::kQueryBias != 0) sum = I::madd_lanes(sum, I::broadcast(&ones), c);
+        if (norms != nullptr) square = I::madd_lanes(square, I::biased(c), c);
+      }
+      I::store_lanes(sums + v * kLanes, sum);
+      I::store_lanes(squares + v * kLanes, square);
+    }
+    // (c XOR bias) . c is |c|^2 + 128 sum(c) with a bias, |c|^2 without.
+    for (std::size_t r = 0; r < rows && norms != nullptr; ++r) {
+      norms[j0 + r] = I::kQueryBias != 0 ? squares[r] - 128 * sums[r] : squares[r];
+    }
+    for (std::size_t k0 = 0; k0 < quads; k0 += I::kBatchDepth) {
+      std::size_t k1 = std::min(quads, k0 + I::kBatchDepth);
+      for (std::size_t i0 = 0; i0 < nq; i0 += kQueries) {
+        const auto* group = row<std::int32_t>(t.queries, t.query_stride, i0 / kQueries);
+        std::size_t queries = std::min(kQueries, nq - i0);
+        for_rest_rows<I::kBatchVectors>(vectors, [&](auto nv) {
+          panel_block<I, decltype(nv)::value>(group, panel, k0, k1, queries, last, scores + i0 * nc + j0,
+                                              nc, fetch, share);
+        });
+        fetch += 64 * share;
+      }
+    }
+    if constexpr (I::kQueryBias != 0) {
+      for (std::size_t i = 0; i < nq; ++i) {
+        std::int32_t* out = scores + i * nc + j0;
+        for (std::size_t r = 0; r < rows; ++r) out[r] -= 128 * sums[r];
+      }
+    }
+  }
+}
+
 struct NoInt8Batch {};
 
 // Rows of T widened to float32 for the batch kernel: the ISA's widening
@@ -921,9 +990,15 @@ constexpr Kernels simd_kernels(TileKernel dot_i8, TileKernel sqeuclidean_i8, Til
   TileKernel batch_dot_i8 = nullptr;
   std::size_t batch_i8_group = 0;
   std::uint8_t batch_i8_bias = 0;
+  TileKernel micro_batch_dot_i8 = nullptr;
+  std::size_t micro_batch_i8_group = 0;
   if constexpr (!std::is_same_v<I, NoInt8Batch>) {
-    batch_dot_i8 = batch_i8_tile<I>;
-    batch_i8_group = I::kBatchVectors * I::kLanes;
+    static_assert(I::kBatchVectors * I::kLanes == V::kBatchVectors * V::kLanes,
+                  "int8 panels are packed by the float panels' packing");
+    batch_dot_i8 = batch_i8_panels<I>;
+    batch_i8_group = I::kBatchQueries;
+    micro_batch_dot_i8 = micro_batch_i8_tile<I>;
+    micro_batch_i8_group = I::kMicroVectors * I::kLanes;
     batch_i8_bias = I::kQueryBias;
   }
   return {
@@ -948,7 +1023,9 @@ constexpr Kernels simd_kernels(TileKernel dot_i8, TileKernel sqeuclidean_i8, Til
       widen_rows<V, std::int8_t>,    // widen_i8
       widen_bit_rows<V>,             // widen_bits
       batch_dot_i8,
+      micro_batch_dot_i8,
       batch_i8_group,
+      micro_batch_i8_group,
       batch_i8_bias,
       int8_chains,
   };

@@ -368,16 +368,30 @@ void check_batch_shape(const char* isa, const Kernels& wide, bool micro, std::si
 // The int8 batch kernel is exact: every pair's dot product and every row's
 // squared norm equal the integer sums, for every int8 value (fill() draws
 // -128 and 127 too), any dimension and any place in the tile.
-void check_int8_batch(const char* isa, const Kernels& wide, std::size_t nq, std::size_t nc,
-                      std::size_t dim, std::mt19937& rng) {
+void check_int8_batch(const char* isa, const Kernels& wide, bool micro, std::size_t nq,
+                      std::size_t nc, std::size_t dim, std::mt19937& rng) {
   Rows q = make_rows(Elem::i8, nq, dim, 0, false, rng);
   Rows x = make_rows(Elem::i8, nc, dim, 5, nc % 2 == 1, rng);
+  std::size_t group = micro ? wide.micro_batch_i8_group : wide.batch_i8_group;
+  std::size_t quads = (dim + 3) / 4, width = wide.batch_panel;
   std::vector<std::uint8_t> packed =
-      detail::pack_int8_groups(Matrix{q.first, q.stride, nq}, dim, wide.batch_i8_group, wide.batch_i8_bias);
-  std::ptrdiff_t group_bytes = static_cast<std::ptrdiff_t>(wide.batch_i8_group * 4 * ((dim + 3) / 4));
+      detail::pack_int8_groups(Matrix{q.first, q.stride, nq}, dim, group, wide.batch_i8_bias);
+  std::ptrdiff_t group_bytes = static_cast<std::ptrdiff_t>(group * 4 * quads);
   std::vector<std::int32_t> scores(nq * nc), norms(nc);
-  wide.batch_dot_i8(Tile{packed.data(), group_bytes, nq, x.first, x.stride, nc, dim, scores.data(),
-                         norms.data()});
+  Tile tile{packed.data(), group_bytes, nq, x.first, x.stride, nc, dim, scores.data(), norms.data()};
+  // The panels take rows of whole quads: a zero-padded copy, as the driver makes.
+  std::vector<std::int8_t> padded(nc * quads * 4, 0);
+  for (std::size_t j = 0; j < nc; ++j) {
+    std::memcpy(padded.data() + j * quads * 4,
+                static_cast<const char*>(x.first) + static_cast<std::ptrdiff_t>(j) * x.stride, dim);
+  }
+  std::vector<float> panels((nc + width - 1) / width * width * quads);
+  if (!micro) {
+    wide.pack_panels(padded.data(), static_cast<std::ptrdiff_t>(quads * 4), nc, quads, panels.data());
+    tile.corpus = panels.data();
+    tile.corpus_stride = static_cast<std::ptrdiff_t>(width * quads * 4);
+  }
+  (micro ? wide.micro_batch_dot_i8 : wide.batch_dot_i8)(tile);
   auto at = [](const Rows& r, std::size_t i) {
     return static_cast<const std::int8_t*>(r.first) + static_cast<std::ptrdiff_t>(i) * r.stride;
   };
@@ -394,7 +408,8 @@ void check_int8_batch(const char* isa, const Kernels& wide, std::size_t nq, std:
   }
   ++checks;
   if (!same && ++failures <= 20) {
-    std::printf("FAILED %s batch_dot_i8 (%zu x %zu, dim=%zu)\n", isa, nq, nc, dim);
+    std::printf("FAILED %s %s (%zu x %zu, dim=%zu)\n", isa, micro ? "micro_batch_dot_i8" : "batch_dot_i8",
+                nq, nc, dim);
   }
 }
 
@@ -491,10 +506,13 @@ void test_kernels(const char* label, const Kernels& wide) {
         }
       }
     }
-    for (std::size_t dim : {1, 3, 7, 8, 9, 16, 17, 33, 100, 384}) {
+    for (std::size_t dim : {1, 3, 7, 8, 9, 16, 17, 33, 100, 384, 1030}) {
       if (wide.batch_dot_i8 != nullptr) {
         for (std::size_t nq : {1, 5, 32, 33, 64}) {
-          for (std::size_t nc : {1, 5, 12, 13, 30, 260}) check_int8_batch(label, wide, nq, nc, dim, rng);
+          for (std::size_t nc : {1, 5, 12, 13, 30, 49, 260}) {
+            check_int8_batch(label, wide, false, nq, nc, dim, rng);
+            check_int8_batch(label, wide, true, nq, nc, dim, rng);
+          }
         }
       }
       check_widening(label, Elem::f16, wide.widen_f16, dim, rng);

@@ -123,8 +123,14 @@ struct Kernels {
   // each byte XORed with batch_i8_bias (0x80 makes it unsigned, for
   // vpdpbusd; 0 keeps it signed), padded with zeros so biased
   // (docs/architecture.md). Null where the ISA has none: calls then take dot_i8.
+  // batch_dot_i8 takes its rows packed by pack_panels as 32-bit lanes (a
+  // quad of bytes each, the last quad of a row zero-padded) and query
+  // groups of batch_i8_group; micro_batch_dot_i8, the same sums for fewer
+  // queries, reads rows in place and takes groups of micro_batch_i8_group.
   TileKernel batch_dot_i8;
+  TileKernel micro_batch_dot_i8;
   std::size_t batch_i8_group;
+  std::size_t micro_batch_i8_group;
   std::uint8_t batch_i8_bias;
   // The multiply-add step of the ISA's int8 x int8 kernels (vpdpbusd with
   // VNNI, vpmaddwd + vpaddd on AVX2, sdot with DotProd), as many chains as
