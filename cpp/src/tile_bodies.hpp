@@ -388,8 +388,8 @@ void for_rest_rows(std::size_t rest, Block block) {
 // from the score tile where the previous slice left them. Full: a whole
 // group against whole vectors, so every accumulator is loaded and stored
 // without a test (the tests cost a fifth of a 96-step pass).
-// Meanwhile it asks for `lines` cache lines from `fetch` on, spread over
-// its dimensions. Written over V::Value, the lanes' type: float here, int32
+// Meanwhile it asks for `lines` cache lines from `fetch` on, one per
+// dimension (at most d1 - d0 of them). Written over V::Value, the lanes' type: float here, int32
 // for the int8 panels (batch_i8_panels), where a "dimension" is a quad of
 // four bytes.
 template <typename V, int NV, bool Full>
@@ -419,10 +419,9 @@ void panel_block(const typename V::Value* group, const typename V::Value* panel,
       }
     }
   }
-  const std::size_t per_step = (lines + (d1 - d0) - 1) / std::max<std::size_t>(d1 - d0, 1);
-  const std::uintptr_t fetch_end = fetch + 64 * lines;
+  const std::size_t fetch_end = d0 + std::min(lines, d1 - d0);
   for (std::size_t d = d0; d < d1; ++d) {
-    for (std::size_t l = 0; l < per_step && fetch < fetch_end; ++l, fetch += 64) V::prefetch(fetch);
+    if (d < fetch_end) V::prefetch(fetch + 64 * (d - d0));
     Acc c[NV];
 #pragma GCC unroll 64
     for (int v = 0; v < NV; ++v) c[v] = V::load_lanes(panel + d * kWidth + v * kLanes);
