@@ -314,6 +314,7 @@ py::dict capabilities_binding() {
   d["verified"] = verified;
   d["cpu"] = cpu_features();
   d["batch_queries"] = batch_queries();
+  d["packed_batch_queries"] = packed_batch_queries();
   return d;
 }
 

@@ -188,50 +188,17 @@ bool TileScorer::score(std::size_t q0, std::size_t nq, const void* corpus,
     tile.queries = batch_.data.data() + q0 * p_.dim;  // q0 starts a group
     tile.query_stride = static_cast<std::ptrdiff_t>(batch_.group * p_.dim * sizeof(float));
   }
-  if (batch_.int8 && pack_ != nullptr) {
-    // Packed once per block, a quad of bytes per 32-bit lane (rows whose
-    // length is not a whole number of quads go through a zero-padded copy).
-    std::size_t quads = (p_.dim + 3) / 4;
-    if (corpus != packed_of_ || nc != packed_count_) {
-      const void* rows = corpus;
-      std::ptrdiff_t stride = corpus_stride;
-      if (!padded_.empty()) {
-        for (std::size_t j = 0; j < nc; ++j) {
-          std::memcpy(padded_.data() + j * quads * 4, row_at(Matrix{corpus, corpus_stride, nc}, j), p_.dim);
-        }
-        rows = padded_.data();
-        stride = static_cast<std::ptrdiff_t>(quads * 4);
-      }
-      pack_(rows, stride, nc, quads, panels_.data());
-      packed_of_ = corpus;
-      packed_count_ = nc;
+  if (pack_ != nullptr || widen_ != nullptr) {
+    // Prepared once per block, like its norms, for every query block after.
+    if (corpus != prepared_of_ || nc != prepared_count_) {
+      prepare_rows(corpus, corpus_stride, nc);
+      prepared_of_ = corpus;
+      prepared_count_ = nc;
     }
-    tile.corpus = panels_.data();
-    tile.corpus_stride = static_cast<std::ptrdiff_t>(panel_width_ * quads * 4);
-    tile.prefetch = prefetch;
+    tile.corpus = prepared_;
+    tile.corpus_stride = prepared_stride_;
+    tile.prefetch = prefetch;  // read only by the kernels that pack
     tile.prefetch_bytes = prefetch_bytes;
-  } else if (pack_ != nullptr || widen_ != nullptr) {
-    // Widened to float32 rows and packed (for batch_f32) once per block,
-    // like its norms, for every query block after.
-    auto widened_stride = static_cast<std::ptrdiff_t>(p_.dim * sizeof(float));
-    if (corpus != packed_of_ || nc != packed_count_) {
-      if (widen_ != nullptr) widen_(corpus, corpus_stride, nc, p_.dim, widened_.data());
-      if (pack_ != nullptr && widen_ != nullptr) {
-        pack_(widened_.data(), widened_stride, nc, p_.dim, panels_.data());
-      } else if (pack_ != nullptr) {
-        pack_(corpus, corpus_stride, nc, p_.dim, panels_.data());
-      }
-      packed_of_ = corpus;
-      packed_count_ = nc;
-    }
-    tile.corpus = widened_.data();
-    tile.corpus_stride = widened_stride;
-    if (pack_ != nullptr) {
-      tile.corpus = panels_.data();
-      tile.corpus_stride = static_cast<std::ptrdiff_t>(panel_width_ * p_.dim * sizeof(float));
-      tile.prefetch = prefetch;
-      tile.prefetch_bytes = prefetch_bytes;
-    }
   }
   kernel_(tile);
   if (new_norms) {
@@ -273,6 +240,34 @@ bool TileScorer::score(std::size_t q0, std::size_t nq, const void* corpus,
     finish_tiny_cosines(q0, nq, nc);
   }
   return true;
+}
+
+void TileScorer::prepare_rows(const void* corpus, std::ptrdiff_t stride, std::size_t nc) {
+  const void* rows = corpus;
+  std::size_t values = p_.dim;  // 32-bit values a row: floats, or quads of int8
+  if (widen_ != nullptr) {
+    widen_(corpus, stride, nc, p_.dim, widened_.data());
+    rows = widened_.data();
+    stride = static_cast<std::ptrdiff_t>(p_.dim * sizeof(float));
+  }
+  if (batch_.int8) {
+    values = (p_.dim + 3) / 4;
+    if (!padded_.empty()) {
+      // The last quad of each row zero-padded, so that it adds nothing.
+      for (std::size_t j = 0; j < nc; ++j) {
+        std::memcpy(padded_.data() + j * values * 4, row_at(Matrix{corpus, stride, nc}, j), p_.dim);
+      }
+      rows = padded_.data();
+      stride = static_cast<std::ptrdiff_t>(values * 4);
+    }
+  }
+  if (pack_ != nullptr) {
+    pack_(rows, stride, nc, values, panels_.data());
+    rows = panels_.data();
+    stride = static_cast<std::ptrdiff_t>(panel_width_ * values * 4);
+  }
+  prepared_ = rows;
+  prepared_stride_ = stride;
 }
 
 void TileScorer::finish_tiny_cosines(std::size_t q0, std::size_t nq, std::size_t nc) {
@@ -344,18 +339,19 @@ bool query_norms(const Problem& p, const Kernels& kernels, const BatchQueries& b
   if (p.metric != Metric::cosine && !uses_norms(p.pair, p.metric)) return true;
   norms->resize(p.queries.rows);
   if (batch.group != 0 && !batch.int8) {
-    // The queries packed as panels of rows: the batch kernel's corpus norms
-    // of those (with no queries to score) are the queries' norms in its
-    // shape, which both batch kernels share.
-    std::size_t width = kernels.batch_panel, n = p.queries.rows;
-    std::vector<float> panels((n + width - 1) / width * width * p.dim), all(n);
-    kernels.pack_panels(p.queries.data, p.queries.row_stride, n, p.dim, panels.data());
-    kernels.batch_f32(Tile{nullptr, 0, 0, panels.data(),
-                           static_cast<std::ptrdiff_t>(width * p.dim * sizeof(float)), n, p.dim,
-                           nullptr, all.data()});
-    for (std::size_t i = 0; i < n; ++i) {
-      if (!std::isfinite(all[i])) return false;
-      (*norms)[i] = all[i];
+    // The queries packed as panels of rows, a panel at a time: the batch
+    // kernel's corpus norms of those (with no queries to score) are the
+    // queries' norms in its shape, which both batch kernels share.
+    std::size_t width = kernels.batch_panel;
+    std::vector<float> panel(width * p.dim), panel_norms(width);
+    for (std::size_t q0 = 0; q0 < p.queries.rows; q0 += width) {
+      std::size_t n = std::min(width, p.queries.rows - q0);
+      kernels.pack_panels(row_at(p.queries, q0), p.queries.row_stride, n, p.dim, panel.data());
+      kernels.batch_f32(Tile{nullptr, 0, 0, panel.data(), 0, n, p.dim, nullptr, panel_norms.data()});
+      for (std::size_t i = 0; i < n; ++i) {
+        if (!std::isfinite(panel_norms[i])) return false;
+        (*norms)[q0 + i] = panel_norms[i];
+      }
     }
     return true;
   }

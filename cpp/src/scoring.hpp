@@ -103,14 +103,21 @@ class TileScorer {
   const Problem& p_;
   const BatchQueries& batch_;
   TileKernel kernel_;
-  WidenKernel pack_;  // non-null: rows are packed into panels_ for the batch kernel
+  // The rows of the current block as the batch kernel reads them:
+  // widened to float32 (widen_, into widened_), int8 rows padded to whole
+  // quads (into padded_), packed into panels (pack_, into panels_), or as
+  // they are where none applies.
+  void prepare_rows(const void* corpus, std::ptrdiff_t stride, std::size_t nc);
+  WidenKernel pack_;
   std::size_t panel_width_;
   std::vector<float> panels_;
-  const void* packed_of_ = nullptr;
-  std::size_t packed_count_ = 0;
-  WidenKernel widen_;  // non-null: rows are widened into widened_ before packing
+  WidenKernel widen_;
   std::vector<float> widened_;
-  std::vector<std::int8_t> padded_;  // int8 rows padded to whole quads, for packing
+  std::vector<std::int8_t> padded_;
+  const void* prepared_ = nullptr;
+  std::ptrdiff_t prepared_stride_ = 0;
+  const void* prepared_of_ = nullptr;
+  std::size_t prepared_count_ = 0;
   bool integer_in_;
   bool integer_out_;
   bool corpus_norms_;

@@ -217,6 +217,10 @@ std::size_t batch_queries() {
   return kernels.batch_f32 != nullptr ? detail::batch_threshold(kernels.micro_batch_group) : 0;
 }
 
+std::size_t packed_batch_queries() {
+  return active_kernels().batch_f32 != nullptr ? detail::kMinPackedBatch : 0;
+}
+
 double fma_peak(std::size_t steps, unsigned threads) {
   const Kernels& kernels = active_kernels();
   return run_on_every_worker<float>(threads, [&](float* r) { return kernels.fma_chains(steps, r); });

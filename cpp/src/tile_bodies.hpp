@@ -389,9 +389,9 @@ void for_rest_rows(std::size_t rest, Block block) {
 // group against whole vectors, so every accumulator is loaded and stored
 // without a test (the tests cost a fifth of a 96-step pass).
 // Meanwhile it asks for `lines` cache lines from `fetch` on, one per
-// dimension (at most d1 - d0 of them). Written over V::Value, the lanes' type: float here, int32
-// for the int8 panels (batch_i8_panels), where a "dimension" is a quad of
-// four bytes.
+// dimension (at most d1 - d0 of them). Written over V::Value, the lanes'
+// type: float here, int32 for the int8 panels (batch_i8_panels), where a
+// "dimension" is a quad of four bytes.
 template <typename V, int NV, bool Full>
 void panel_block(const typename V::Value* group, const typename V::Value* panel, std::size_t d0,
                  std::size_t d1, std::size_t queries, std::size_t last, typename V::Value* out,
@@ -482,47 +482,66 @@ void panel_sqnorms(const float* panels, std::size_t count, std::size_t dim, floa
   }
 }
 
-// Packed query groups (t.queries, t.query_stride bytes from one group to
-// the next, t.query_count real queries) x packed rows (t.corpus, panels
-// t.corpus_stride bytes apart, t.corpus_count real rows): panel by panel,
-// slice by slice, every group of the tile over the slice in L1.
+// Cache lines of t.prefetch each register-tile pass of a tile of `depth`
+// values a row asks for: an equal share of them per pass.
 template <typename V>
-void batch_tile(const Tile& t) {
+std::size_t prefetch_share(const Tile& t, std::size_t depth) {
+  if (t.prefetch == nullptr) return 0;
+  constexpr std::size_t kWidth = V::kBatchVectors * V::kLanes;
+  std::size_t passes = (t.corpus_count + kWidth - 1) / kWidth *
+                       ((depth + V::kBatchDepth - 1) / V::kBatchDepth) *
+                       ((t.query_count + V::kBatchQueries - 1) / V::kBatchQueries);
+  return (t.prefetch_bytes / 64 + passes) / std::max<std::size_t>(passes, 1);
+}
+
+// Every query group of a tile against the panel of rows [j0, j0 + kWidth)
+// (of `depth` values each: floats, or int8 quads), slice by slice, every
+// group over the slice while it is in L1; `fetch` advances by `share`
+// lines a pass. A depth of 0 still runs one (empty) slice, which writes
+// the scores as 0.
+template <typename V>
+void score_panel(const Tile& t, std::size_t j0, std::size_t depth, typename V::Value* scores,
+                 std::uintptr_t& fetch, std::size_t share) {
   constexpr std::size_t kQueries = V::kBatchQueries;
   constexpr std::size_t kLanes = V::kLanes;
   constexpr std::size_t kWidth = V::kBatchVectors * kLanes;
-  auto* scores = static_cast<float*>(t.scores);
-  const auto* panels = static_cast<const float*>(t.corpus);
-  if (t.corpus_norms != nullptr) {
-    panel_sqnorms<V>(panels, t.corpus_count, t.dim, static_cast<float*>(t.corpus_norms));
-  }
-  const std::size_t nq = t.query_count, nc = t.corpus_count, dim = t.dim;
-  // The lines to prefetch, an equal share per register-tile pass.
-  const std::size_t passes = (nc + kWidth - 1) / kWidth * ((dim + V::kBatchDepth - 1) / V::kBatchDepth) *
-                             ((nq + kQueries - 1) / kQueries);
-  const std::size_t share = t.prefetch == nullptr ? 0 : (t.prefetch_bytes / 64 + passes) / std::max<std::size_t>(passes, 1);
-  auto fetch = reinterpret_cast<std::uintptr_t>(t.prefetch);
-  for (std::size_t j0 = 0; j0 < nc; j0 += kWidth) {
-    const float* panel = row<float>(panels, t.corpus_stride, j0 / kWidth);
-    std::size_t rows = std::min(kWidth, nc - j0);
-    std::size_t vectors = (rows + kLanes - 1) / kLanes;
-    std::size_t last = rows - (vectors - 1) * kLanes;
-    for (std::size_t d0 = 0; d0 < std::max<std::size_t>(dim, 1); d0 += V::kBatchDepth) {
-      std::size_t d1 = std::min(dim, d0 + V::kBatchDepth);
-      for (std::size_t i0 = 0; i0 < nq; i0 += kQueries) {
-        const float* group = row<float>(t.queries, t.query_stride, i0 / kQueries);
-        float* out = scores + i0 * nc + j0;
-        std::size_t queries = std::min(kQueries, nq - i0);
-        panel_pass<V>(vectors, queries, last, group, panel, d0, d1, out, nc, fetch, share);
-        fetch += 64 * share;
-      }
+  using Value = typename V::Value;
+  const std::size_t nq = t.query_count, nc = t.corpus_count;
+  const auto* panel = row<Value>(t.corpus, t.corpus_stride, j0 / kWidth);
+  std::size_t rows = std::min(kWidth, nc - j0);
+  std::size_t vectors = (rows + kLanes - 1) / kLanes;
+  std::size_t last = rows - (vectors - 1) * kLanes;
+  for (std::size_t d0 = 0; d0 < std::max<std::size_t>(depth, 1); d0 += V::kBatchDepth) {
+    std::size_t d1 = std::min(depth, d0 + V::kBatchDepth);
+    for (std::size_t i0 = 0; i0 < nq; i0 += kQueries) {
+      const auto* group = row<Value>(t.queries, t.query_stride, i0 / kQueries);
+      std::size_t queries = std::min(kQueries, nq - i0);
+      panel_pass<V>(vectors, queries, last, group, panel, d0, d1, scores + i0 * nc + j0, nc, fetch, share);
+      fetch += 64 * share;
     }
   }
 }
 
+// Packed query groups (t.queries, t.query_stride bytes from one group to
+// the next, t.query_count real queries) x packed rows (t.corpus, panels
+// t.corpus_stride bytes apart, t.corpus_count real rows), panel by panel.
+template <typename V>
+void batch_tile(const Tile& t) {
+  constexpr std::size_t kWidth = V::kBatchVectors * V::kLanes;
+  if (t.corpus_norms != nullptr) {
+    panel_sqnorms<V>(static_cast<const float*>(t.corpus), t.corpus_count, t.dim,
+                     static_cast<float*>(t.corpus_norms));
+  }
+  std::size_t share = prefetch_share<V>(t, t.dim);
+  auto fetch = reinterpret_cast<std::uintptr_t>(t.prefetch);
+  for (std::size_t j0 = 0; j0 < t.corpus_count; j0 += kWidth) {
+    score_panel<V>(t, j0, t.dim, static_cast<float*>(t.scores), fetch, share);
+  }
+}
+
 // A micro-batch (or int8) register tile's scores out of the registers.
-// They come transposed (a register holds one row's score for kLanes queries): through a small
-// buffer, one row of scores per query, finish(score, r) for row r, the
+// They come transposed (a register holds one row's score for kLanes
+// queries): through a small buffer, one row of scores per query, finish(score, r) for row r, the
 // group's real queries only (the padding lanes are dropped). Unrolled by
 // request: a loop left rolled here would index the accumulators at run
 // time, and GCC 12 then keeps them in memory, storing every one on every
@@ -758,7 +777,6 @@ void micro_batch_i8_tile(const Tile& t) {
   }
 }
 
-// An ISA without an int8 batch tile (its int8 x int8 calls keep dot_i8).
 // Panels of quads (t.corpus, panels t.corpus_stride bytes apart; t.dim
 // bytes a row, the last quad zero-padded) x query groups of kBatchQueries.
 // Each panel's byte sums (with a bias) and squared norms are found first,
@@ -767,24 +785,19 @@ void micro_batch_i8_tile(const Tile& t) {
 template <typename I>
 void batch_i8_panels(const Tile& t) {
   using Acc = typename I::Acc;
-  constexpr std::size_t kQueries = I::kBatchQueries;
   constexpr std::size_t kLanes = I::kLanes;
   constexpr std::size_t kWidth = I::kBatchVectors * kLanes;
   auto* scores = static_cast<std::int32_t*>(t.scores);
   auto* norms = static_cast<std::int32_t*>(t.corpus_norms);
   const std::size_t nq = t.query_count, nc = t.corpus_count, quads = (t.dim + 3) / 4;
-  const std::size_t passes = (nc + kWidth - 1) / kWidth * ((quads + I::kBatchDepth - 1) / I::kBatchDepth) *
-                             ((nq + kQueries - 1) / kQueries);
-  const std::size_t share = t.prefetch == nullptr ? 0 : (t.prefetch_bytes / 64 + passes) / std::max<std::size_t>(passes, 1);
+  std::size_t share = prefetch_share<I>(t, quads);
   auto fetch = reinterpret_cast<std::uintptr_t>(t.prefetch);
   const std::int32_t ones = 0x01010101;
   for (std::size_t j0 = 0; j0 < nc; j0 += kWidth) {
     const auto* panel = row<std::int32_t>(t.corpus, t.corpus_stride, j0 / kWidth);
     std::size_t rows = std::min(kWidth, nc - j0);
-    std::size_t vectors = (rows + kLanes - 1) / kLanes;
-    std::size_t last = rows - (vectors - 1) * kLanes;
     std::int32_t sums[kWidth], squares[kWidth];
-    for (std::size_t v = 0; v < vectors; ++v) {
+    for (std::size_t v = 0; v * kLanes < rows; ++v) {
       Acc sum = I::zero(), square = I::zero();
       for (std::size_t k = 0; k < quads; ++k) {
         Acc c = I::load_lanes(panel + k * kWidth + v * kLanes);
@@ -798,15 +811,7 @@ void batch_i8_panels(const Tile& t) {
     for (std::size_t r = 0; r < rows && norms != nullptr; ++r) {
       norms[j0 + r] = I::kQueryBias != 0 ? squares[r] - 128 * sums[r] : squares[r];
     }
-    for (std::size_t k0 = 0; k0 < quads; k0 += I::kBatchDepth) {
-      std::size_t k1 = std::min(quads, k0 + I::kBatchDepth);
-      for (std::size_t i0 = 0; i0 < nq; i0 += kQueries) {
-        const auto* group = row<std::int32_t>(t.queries, t.query_stride, i0 / kQueries);
-        std::size_t queries = std::min(kQueries, nq - i0);
-        panel_pass<I>(vectors, queries, last, group, panel, k0, k1, scores + i0 * nc + j0, nc, fetch, share);
-        fetch += 64 * share;
-      }
-    }
+    score_panel<I>(t, j0, quads, scores, fetch, share);
     if constexpr (I::kQueryBias != 0) {
       for (std::size_t i = 0; i < nq; ++i) {
         std::int32_t* out = scores + i * nc + j0;
@@ -816,6 +821,7 @@ void batch_i8_panels(const Tile& t) {
   }
 }
 
+// An ISA without an int8 batch tile (its int8 x int8 calls keep dot_i8).
 struct NoInt8Batch {};
 
 // Rows of T widened to float32 for the batch kernel: the ISA's widening

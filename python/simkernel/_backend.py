@@ -119,7 +119,9 @@ def capabilities() -> dict[str, Any]:
         (default thread count), ``version`` and, for the native backend,
         ``batch_queries`` (float32 calls of at least this many queries take
         the batch kernel, whose float sums differ in order from the row
-        kernels'; 0 where the ISA has none).
+        kernels'; 0 where the ISA has none) and ``packed_batch_queries``
+        (calls of at least this many take the batch kernel that packs rows,
+        with the same scores).
     """
     from . import __version__
 

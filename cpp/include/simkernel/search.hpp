@@ -92,6 +92,10 @@ double fma_peak(std::size_t steps, unsigned threads);
 // kernel (0 where it has none): docs/semantics.md.
 std::size_t batch_queries();
 
+// Calls of at least this many queries take the batch kernels that pack rows
+// (0 where the ISA has none); the same scores as below it, bit for bit.
+std::size_t packed_batch_queries();
+
 // The same with the active ISA's int8 multiply-add chains: the int8 peak.
 // Returns the multiply-adds done by all workers.
 double int8_peak(std::size_t steps, unsigned threads);
