@@ -391,3 +391,37 @@ def test_automatic_ids_stop_before_int64_overflows(backend):
         index.add(np.ones((1, 2)))
     assert len(index) == 2
     assert index.add(np.ones((1, 2)), ids=[5]).tolist() == [5]
+
+
+@pytest.mark.parametrize("dtype,rescore", STORAGE_CASES)
+def test_range_search_returns_what_a_search_of_every_vector_returns_to_the_threshold(
+        backend, rng, dtype, rescore):
+    x = rng.standard_normal((300, 32)).astype(np.float32)
+    q = rng.standard_normal((4, 32)).astype(np.float32)
+    for metric in metrics_for(dtype):
+        if metric == "hamming" and rescore:
+            continue
+        index = sk.Index(32, metric, dtype, rescore)
+        index.add(x, ids=rng.permutation(5000)[:300])
+        index.remove(index.ids[::7])
+        every = index.search(q, k=len(index))
+        threshold = float(every.scores[0, len(index) // 3])
+        higher = metric in ("cosine", "dot") and not np.issubdtype(every.scores.dtype, np.integer)
+        found = index.range_search(q, threshold)
+        assert found.scores.dtype == np.float32
+        for i in range(len(q)):
+            # A search re-ranks its candidates in another summation shape than
+            # the scan's: scores agree within float rounding (docs/semantics.md).
+            scores, ids = found.query(i)
+            passes = every.scores[i] >= threshold if higher else every.scores[i] <= threshold
+            near = np.abs(every.scores[i] - threshold) <= 1e-5
+            assert set(every.indices[i][passes & ~near]) <= set(ids.tolist())
+            assert set(ids.tolist()) <= set(every.indices[i][passes | near])
+            by_id = dict(zip(every.indices[i].tolist(), every.scores[i].tolist()))
+            np.testing.assert_allclose(scores, [by_id[j] for j in ids.tolist()], atol=1e-5)
+            key = -scores.astype(np.float64) if higher else scores.astype(np.float64)
+            assert (np.lexsort((ids, key)) == np.arange(len(ids))).all()
+        allowed = index.ids[::2]
+        some = index.range_search(q, threshold, allow=allowed)
+        assert some.counts.tolist() == [np.isin(found.query(i)[1], allowed).sum()
+                                        for i in range(len(q))]

@@ -86,3 +86,38 @@ def test_memory_follows_the_work_not_the_thread_count():
     done = subprocess.run([sys.executable, "-c", HUGE_THREADS], env=env, capture_output=True,
                           text=True, timeout=120, check=True)
     assert int(done.stdout) < 32 * 2**20
+
+
+CAPPED_RANGE = KIB + textwrap.dedent("""
+    import numpy as np
+    import simkernel as sk
+    rng = np.random.default_rng(0)
+    corpus = rng.standard_normal((200_000, 16), dtype=np.float32)
+    queries = rng.standard_normal((200, 16), dtype=np.float32)
+    sk.range_search(queries[:2], corpus[:1000], 0.0, "dot")
+
+
+    open("/proc/self/clear_refs", "w").write("5")
+    before = kib("VmRSS:")
+    try:
+        sk.range_search(queries, corpus, -np.inf, "dot", max_results=10_000)
+    except ValueError as error:
+        assert "max_results=10000" in str(error), error
+    else:
+        raise AssertionError("no error past max_results")
+    print(sk.capabilities()["backend"], (kib("VmHWM:") - before) * 1024)
+""")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="needs Linux /proc")
+@pytest.mark.parametrize("backend_name", [
+    "numpy", pytest.param("native", marks=pytest.mark.skipif(NATIVE is None,
+                                                              reason="no native core"))])
+def test_a_runaway_range_search_stops_at_max_results_before_holding_the_rest(backend_name):
+    # Every one of the 40M pairs passes: held, they would be 480 MB at least.
+    env = {**os.environ, "SIMKERNEL_BACKEND": backend_name}
+    done = subprocess.run([sys.executable, "-c", CAPPED_RANGE], env=env, capture_output=True,
+                          text=True, timeout=300, check=True)
+    used, growth = done.stdout.split()
+    assert used == backend_name
+    assert int(growth) < 48 * 2**20

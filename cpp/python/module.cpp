@@ -21,6 +21,8 @@ namespace {
 // Raised for NaN or infinity met while scoring; the Python layer catches it
 // and names the argument that holds the bad value.
 PyObject* g_non_finite_error = nullptr;  // owned by the module for its life
+// Raised when a range search passes max_results; the Python layer names it.
+PyObject* g_too_many_results_error = nullptr;
 
 struct PairInfo {
   const char* name;
@@ -175,6 +177,11 @@ void run_without_gil(Work&& work) {
     PyErr_SetString(g_non_finite_error, "non-finite value met while scoring");
     throw py::error_already_set();
   }
+  if (status == Status::too_many_results) {
+    PyErr_SetString(g_too_many_results_error, "more results than max_results");
+    throw py::error_already_set();
+  }
+  if (status == Status::out_of_memory) throw std::bad_alloc();
 }
 
 unsigned check_threads(int threads) {
@@ -259,6 +266,31 @@ py::tuple rescore_binding(const py::array& queries,
   return out.as_tuple();
 }
 
+// A vector handed to numpy without a copy: the array owns it.
+template <typename T>
+py::array_t<T> as_numpy(std::vector<T>&& values) {
+  auto* owned = new std::vector<T>(std::move(values));
+  py::capsule free_owned(owned, [](void* v) { delete static_cast<std::vector<T>*>(v); });
+  return py::array_t<T>({static_cast<py::ssize_t>(owned->size())}, owned->data(), free_owned);
+}
+
+py::tuple range_search_binding(const py::array& queries, const py::object& corpus,
+                               const std::string& pair, const std::string& metric,
+                               std::size_t dim, double threshold, std::size_t max_results,
+                               int threads,
+                               const std::optional<py::array_t<std::uint8_t, py::array::c_style>>& allowed) {
+  Problem p = make_problem(queries, corpus, pair, metric, dim);
+  unsigned workers = check_threads(threads);
+  RowFilter filter = as_filter(allowed, p);
+  RangeResults out;
+  run_without_gil([&](StopFlag& stop) {
+    return range_search(p, threshold, filter, max_results, workers, stop, &out);
+  });
+  py::array scores = integer_scores(p.pair, p.metric) ? py::array(as_numpy(std::move(out.i32)))
+                                                      : py::array(as_numpy(std::move(out.f32)));
+  return py::make_tuple(as_numpy(std::move(out.lims)), scores, as_numpy(std::move(out.indices)));
+}
+
 double stream_sum_binding(const py::array_t<float, py::array::c_style>& data, int threads) {
   unsigned workers = check_threads(threads);
   const float* values = data.data();
@@ -331,9 +363,15 @@ PYBIND11_MODULE(_core, m) {
   g_non_finite_error = PyErr_NewException("simkernel._core.NonFiniteError",
                                           PyExc_ValueError, nullptr);
   m.attr("NonFiniteError") = py::handle(g_non_finite_error);
+  g_too_many_results_error = PyErr_NewException("simkernel._core.TooManyResultsError",
+                                                PyExc_ValueError, nullptr);
+  m.attr("TooManyResultsError") = py::handle(g_too_many_results_error);
   m.def("topk", &topk_binding, py::arg("queries"), py::arg("corpus"),
         py::arg("pair"), py::arg("metric"), py::arg("dim"), py::arg("k"),
         py::arg("threads"), py::arg("allowed") = py::none());
+  m.def("range_search", &range_search_binding, py::arg("queries"), py::arg("corpus"),
+        py::arg("pair"), py::arg("metric"), py::arg("dim"), py::arg("threshold"),
+        py::arg("max_results"), py::arg("threads"), py::arg("allowed") = py::none());
   m.def("cdist", &cdist_binding, py::arg("queries"), py::arg("corpus"),
         py::arg("pair"), py::arg("metric"), py::arg("dim"), py::arg("threads"),
         py::arg("out"));

@@ -110,13 +110,16 @@ struct Run {
     }
   }
 
-  // Whether worker `worker` must stop now; a non-finite score stops everyone.
+  // Whether worker `worker` must stop now; a non-finite score, or a sink
+  // that refused a tile, stops everyone.
   bool must_stop(StopFlag& stop, unsigned worker) {
-    return stop.stopped(worker) || non_finite.load(std::memory_order_relaxed);
+    return stop.stopped(worker) || non_finite.load(std::memory_order_relaxed) ||
+           sink_refused.load(std::memory_order_relaxed);
   }
 
-  Status status(const StopFlag& stop) const {
+  Status status(const StopFlag& stop, const Sink& sink) const {
     if (!finite || non_finite.load()) return Status::non_finite;
+    if (sink_refused.load()) return sink.status();
     return stop.stopped() ? Status::interrupted : Status::ok;
   }
 
@@ -124,6 +127,7 @@ struct Run {
   std::vector<double> norms;
   bool finite = true;
   std::atomic<bool> non_finite{false};
+  std::atomic<bool> sink_refused{false};
   std::vector<TileScorer> scorers;
 };
 
@@ -178,11 +182,14 @@ Status scan_corpus(const Problem& p, Sink& sink, unsigned threads, StopFlag& sto
             run.non_finite.store(true);
             return;
           }
-          sink.take(worker, scored(scorer, q0, qn, block.row, nullptr, block.rows));
+          if (!sink.take(worker, scored(scorer, q0, qn, block.row, nullptr, block.rows))) {
+            run.sink_refused.store(true);
+            return;
+          }
         }
       }
     });
-    Status status = run.status(stop);
+    Status status = run.status(stop, sink);
     if (status != Status::ok) return status;
     sink.end(chunk, chunk_rows);
   }
@@ -241,10 +248,12 @@ Status scan_candidates(const Problem& p, const std::int64_t* candidates,
         }
         g.rows.push_back(rows[j]);
       }
-      sink.take(worker, {q, 1, 0, g.rows.data(), g.rows.size(), integer ? nullptr : g.f32.data(),
-                         integer ? g.i32.data() : nullptr});
+      if (!sink.take(worker, {q, 1, 0, g.rows.data(), g.rows.size(),
+                              integer ? nullptr : g.f32.data(), integer ? g.i32.data() : nullptr})) {
+        run.sink_refused.store(true);
+      }
     });
-    Status status = run.status(stop);
+    Status status = run.status(stop, sink);
     if (status != Status::ok) return status;
     sink.end(chunk, chunk_rows);
   }

@@ -1,7 +1,7 @@
 // The scan, written once: it walks the corpus (or each query's candidate
 // rows) tile by tile on the worker threads, scores each tile, and hands the
 // scores to a result sink. Every kind of search is a sink: top-k and the
-// full matrix today (search.cpp), a range or a max-per-document sink next.
+// full matrix and ranges today (search.cpp), a max-per-document sink next.
 #pragma once
 
 #include <cstddef>
@@ -42,8 +42,10 @@ class Sink {
   // `workers` the number of workers that may call take.
   virtual void begin(std::size_t q0, std::size_t nq, unsigned workers) = 0;
   // One scored tile, from worker `worker` (< workers); tiles of one worker
-  // arrive one at a time.
-  virtual void take(unsigned worker, const ScoredTile& tile) = 0;
+  // arrive one at a time. false stops the scan, which then returns status().
+  virtual bool take(unsigned worker, const ScoredTile& tile) = 0;
+  // Why take refused a tile (Status::ok while it has not).
+  virtual Status status() const { return Status::ok; }
   // After a chunk has been scanned completely, on the calling thread.
   virtual void end(std::size_t q0, std::size_t nq) = 0;
 };

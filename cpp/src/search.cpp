@@ -2,7 +2,9 @@
 #include "simkernel/search.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <new>
 #include <utility>
 #include <vector>
 
@@ -48,7 +50,7 @@ class TopKSink : public detail::Sink {
     workers_ = workers;
   }
 
-  void take(unsigned worker, const ScoredTile& t) override {
+  bool take(unsigned worker, const ScoredTile& t) override {
     for (std::size_t i = 0; i < t.nq; ++i) {
       TopK& heap = heaps_[worker * nq_ + (t.q0 + i - q0_)];
       const float* f = t.f32 ? t.f32 + i * t.nc : nullptr;
@@ -71,6 +73,7 @@ class TopKSink : public detail::Sink {
         }
       }
     }
+    return true;
   }
 
   void end(std::size_t q0, std::size_t nq) override {
@@ -119,7 +122,7 @@ class MatrixSink : public detail::Sink {
 
   void begin(std::size_t, std::size_t, unsigned) override {}
 
-  void take(unsigned, const ScoredTile& t) override {
+  bool take(unsigned, const ScoredTile& t) override {
     // Both score types are 4 bytes wide.
     const char* from = t.f32 ? reinterpret_cast<const char*>(t.f32)
                              : reinterpret_cast<const char*>(t.i32);
@@ -127,6 +130,7 @@ class MatrixSink : public detail::Sink {
       std::size_t at = (t.q0 + i) * columns_ + t.first_row;
       std::memcpy(static_cast<char*>(scores_) + 4 * at, from + 4 * i * t.nc, 4 * t.nc);
     }
+    return true;
   }
 
   void end(std::size_t, std::size_t) override {}
@@ -134,6 +138,120 @@ class MatrixSink : public detail::Sink {
  private:
   std::size_t columns_;
   void* scores_;
+};
+
+// Every row at or past a threshold. Each worker appends what it finds for
+// the chunk's queries to lists of its own, grown as they fill (how many
+// results there are is not known in advance); when the chunk is done, each
+// query's lists are joined, sorted best first and appended to the results.
+// Entries are counted, across workers, before they are held: past
+// max_results the scan stops with none of the excess held.
+class RangeSink : public detail::Sink {
+ public:
+  RangeSink(double threshold, Metric metric, bool integer_out, const RowFilter& filter,
+            std::size_t max_results, RangeResults* out)
+      : f32_test_(detail::range_test_f32(threshold, detail::higher_is_better(metric))),
+        i32_test_(detail::range_test_i32(threshold, detail::higher_is_better(metric))),
+        integer_out_(integer_out), filter_(filter), max_results_(max_results), out_(out) {}
+
+  // Per-query state is a list per worker: bounded as the top-k sink's is.
+  std::size_t query_chunk(unsigned) const override { return kQueryChunk; }
+
+  void begin(std::size_t q0, std::size_t nq, unsigned workers) override {
+    found_.assign(std::size_t{workers} * nq, {});
+    scratch_.assign(workers, std::vector<Entry>(detail::kCorpusBlock));
+    q0_ = q0;
+    nq_ = nq;
+    workers_ = workers;
+  }
+
+  bool take(unsigned worker, const ScoredTile& t) override {
+    // A worker must not throw: a list that cannot grow stops the scan.
+    try {
+      std::vector<Entry>& scratch = scratch_[worker];
+      if (scratch.size() < t.nc) scratch.resize(t.nc);
+      for (std::size_t i = 0; i < t.nq; ++i) {
+        const std::uint8_t* allowed =
+            filter_.bits == nullptr ? nullptr : filter_.bits + (t.q0 + i) * filter_.query_stride;
+        std::size_t n = t.f32 != nullptr
+            ? detail::collect_in_range(t.f32 + i * t.nc, t.nc, f32_test_, t.first_row, t.rows,
+                                       allowed, scratch.data())
+            : detail::collect_in_range(t.i32 + i * t.nc, t.nc, i32_test_, t.first_row, t.rows,
+                                       allowed, scratch.data());
+        if (n == 0) continue;
+        if (held_.fetch_add(n) + n > max_results_) return refuse(Status::too_many_results);
+        std::vector<Entry>& list = found_[worker * nq_ + (t.q0 + i - q0_)];
+        list.insert(list.end(), scratch.begin(), scratch.begin() + static_cast<std::ptrdiff_t>(n));
+      }
+    } catch (const std::bad_alloc&) {
+      return refuse(Status::out_of_memory);
+    }
+    return true;
+  }
+
+  Status status() const override { return status_.load(); }
+
+  void end(std::size_t, std::size_t nq) override {
+    // Sized here, on the calling thread (where running out of memory is an
+    // exception the caller sees), so the workers below never allocate.
+    std::vector<std::int64_t>& lims = out_->lims;
+    std::size_t first = static_cast<std::size_t>(lims.back()), workers = found_.size() / nq;
+    for (std::size_t q = 0; q < nq; ++q) {
+      std::size_t count = 0;
+      for (std::size_t w = 0; w < workers; ++w) count += found_[w * nq + q].size();
+      found_[q].reserve(count);
+      lims.push_back(lims.back() + static_cast<std::int64_t>(count));
+    }
+    std::size_t total = static_cast<std::size_t>(lims.back());
+    if (integer_out_) {
+      out_->i32.resize(total);
+    } else {
+      out_->f32.resize(total);
+    }
+    out_->indices.resize(total);
+    std::size_t lim0 = lims.size() - nq - 1;  // lims[lim0 + q] starts query q of the chunk
+    unsigned sorters = total - first >= 4096 ? workers_ : 1;  // as TopKSink sorts
+    double sign = f32_test_.higher ? 1.0 : -1.0;
+    parallel_for(nq, sorters, [&](std::size_t q, unsigned) {
+      std::vector<Entry>& all = found_[q];
+      for (std::size_t w = 1; w < workers; ++w) {
+        all.insert(all.end(), found_[w * nq + q].begin(), found_[w * nq + q].end());
+      }
+      std::sort(all.begin(), all.end(), detail::Better{});
+      auto at = static_cast<std::size_t>(lims[lim0 + q]);
+      for (std::size_t r = 0; r < all.size(); ++r, ++at) {
+        if (integer_out_) {
+          out_->i32[at] = static_cast<std::int32_t>(sign * all[r].key);
+        } else {
+          out_->f32[at] = static_cast<float>(sign * all[r].key);
+        }
+        out_->indices[at] = all[r].index;
+      }
+    });
+    found_.clear();
+  }
+
+ private:
+  static constexpr std::size_t kQueryChunk = 4096;
+
+  bool refuse(Status why) {
+    Status none = Status::ok;
+    status_.compare_exchange_strong(none, why);
+    return false;
+  }
+
+  detail::RangeTest<float> f32_test_;
+  detail::RangeTest<std::int32_t> i32_test_;
+  bool integer_out_;
+  RowFilter filter_;
+  std::size_t max_results_;
+  RangeResults* out_;
+  std::vector<std::vector<Entry>> found_;
+  std::vector<std::vector<Entry>> scratch_;
+  std::atomic<std::size_t> held_{0};
+  std::atomic<Status> status_{Status::ok};
+  std::size_t q0_ = 0, nq_ = 0;
+  unsigned workers_ = 1;
 };
 
 }  // namespace
@@ -179,6 +297,21 @@ Status rescore(const Problem& p, const std::int64_t* candidates, std::size_t can
   if (kk == 0) return Status::ok;
   TopKSink sink(kk, p.metric, integer_scores(p.pair, p.metric), RowFilter{}, scores, indices);
   return detail::scan_candidates(p, candidates, candidate_count, sink, threads, stop);
+}
+
+Status range_search(const Problem& p, double threshold, const RowFilter& filter,
+                    std::size_t max_results, unsigned threads, StopFlag& stop,
+                    RangeResults* out) {
+  *out = RangeResults{};
+  RangeSink sink(threshold, p.metric, integer_scores(p.pair, p.metric), filter, max_results, out);
+  Status status = detail::scan_corpus(p, sink, threads, stop);
+  if (status != Status::ok) {
+    *out = RangeResults{};
+    return status;
+  }
+  // A call with no corpus rows scans nothing: every query has no results.
+  out->lims.resize(p.queries.rows + 1, out->lims.back());
+  return status;
 }
 
 double stream_sum(const float* data, std::size_t n, unsigned threads) {

@@ -48,7 +48,62 @@ void offer_any(const Score* scores, std::size_t count, std::size_t first_row, Me
   }
 }
 
+template <typename Score>
+std::size_t collect_passing(const Score* scores, std::size_t count, const RangeTest<Score>& test,
+                            std::size_t first_row, const std::int64_t* rows,
+                            const std::uint8_t* allowed, Entry* out) {
+  if (test.none) return 0;
+  // Almost every score fails: a vectorised count first (see offer_in_order).
+  int hits = 0;
+  for (std::size_t j = 0; j < count; ++j) hits += test.passes(scores[j]);
+  if (hits == 0) return 0;
+  double sign = test.higher ? 1.0 : -1.0;
+  std::size_t n = 0;
+  for (std::size_t j = 0; j < count; ++j) {
+    auto row = rows != nullptr ? rows[j] : static_cast<std::int64_t>(first_row + j);
+    if (test.passes(scores[j]) && allowed_row(allowed, static_cast<std::size_t>(row))) {
+      out[n++] = {sign * static_cast<double>(scores[j]), row};
+    }
+  }
+  return n;
+}
+
 }  // namespace
+
+RangeTest<float> range_test_f32(double threshold, bool higher) {
+  constexpr double kMax = std::numeric_limits<float>::max();
+  constexpr float kInfinity = std::numeric_limits<float>::infinity();
+  if (std::isnan(threshold)) return {0.0f, higher, true};
+  // Beyond float range only an infinity passes, and scores are finite.
+  if (threshold > kMax) return {kInfinity, higher, higher};
+  if (threshold < -kMax) return {-kInfinity, higher, !higher};
+  auto bound = static_cast<float>(threshold);
+  if (higher && static_cast<double>(bound) < threshold) bound = std::nextafter(bound, kInfinity);
+  if (!higher && static_cast<double>(bound) > threshold) bound = std::nextafter(bound, -kInfinity);
+  return {bound, higher, false};
+}
+
+RangeTest<std::int32_t> range_test_i32(double threshold, bool higher) {
+  constexpr double kMin = std::numeric_limits<std::int32_t>::min();
+  constexpr double kMax = std::numeric_limits<std::int32_t>::max();
+  if (std::isnan(threshold)) return {0, higher, true};
+  double bound = higher ? std::ceil(threshold) : std::floor(threshold);
+  if (higher ? bound > kMax : bound < kMin) return {0, higher, true};
+  bound = std::clamp(bound, kMin, kMax);  // past the other end every score passes
+  return {static_cast<std::int32_t>(bound), higher, false};
+}
+
+std::size_t collect_in_range(const float* scores, std::size_t count, const RangeTest<float>& test,
+                             std::size_t first_row, const std::int64_t* rows,
+                             const std::uint8_t* allowed, Entry* out) {
+  return collect_passing(scores, count, test, first_row, rows, allowed, out);
+}
+
+std::size_t collect_in_range(const std::int32_t* scores, std::size_t count,
+                             const RangeTest<std::int32_t>& test, std::size_t first_row,
+                             const std::int64_t* rows, const std::uint8_t* allowed, Entry* out) {
+  return collect_passing(scores, count, test, first_row, rows, allowed, out);
+}
 
 void offer_square_roots(const float* squares, std::size_t count, std::size_t first_row,
                         const std::uint8_t* allowed, TopK& heap) {

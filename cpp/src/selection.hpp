@@ -90,6 +90,33 @@ void offer(const std::int32_t* scores, std::size_t count, std::size_t first_row,
 void offer_square_roots(const float* squares, std::size_t count, std::size_t first_row,
                         const std::uint8_t* allowed, TopK& heap);
 
+// The test of a range search in the score's own type, which the compiler
+// vectorises: a score passes when, widened to double, it is at least the
+// threshold (similarities) or at most it (distances). `bound` is the
+// threshold rounded inward to the type, so the test is exact; `none` marks a
+// threshold no score of the type can pass.
+template <typename Score>
+struct RangeTest {
+  Score bound;
+  bool higher;
+  bool none;
+  bool passes(Score s) const { return !none && (higher ? s >= bound : s <= bound); }
+};
+
+RangeTest<float> range_test_f32(double threshold, bool higher);
+RangeTest<std::int32_t> range_test_i32(double threshold, bool higher);
+
+// Writes to `out` the entries of the scores that pass `test` and the row
+// filter (rows first_row + j, or rows[j] when rows is not null), in order;
+// returns how many. `out` has room for `count`. The keys are signed as
+// TopK's are.
+std::size_t collect_in_range(const float* scores, std::size_t count, const RangeTest<float>& test,
+                             std::size_t first_row, const std::int64_t* rows,
+                             const std::uint8_t* allowed, Entry* out);
+std::size_t collect_in_range(const std::int32_t* scores, std::size_t count,
+                             const RangeTest<std::int32_t>& test, std::size_t first_row,
+                             const std::int64_t* rows, const std::uint8_t* allowed, Entry* out);
+
 // Writes the first k of `entries` (best first) as row `query` of the
 // results; when there are fewer, the rest is padding: index -1, score NaN
 // (or 0 for int32 scores).

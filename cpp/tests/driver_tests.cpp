@@ -301,6 +301,65 @@ void test_non_finite_and_stop(std::mt19937& rng) {
   CHECK(topk(huge, 3, {}, 2, asked, scores.data(), indices.data()) == Status::interrupted);
 }
 
+void test_range_search(std::mt19937& rng) {
+  // Bounds in the score's type: exact against the threshold in double.
+  using detail::range_test_f32;
+  using detail::range_test_i32;
+  double between = std::nextafter(static_cast<double>(0.1f), 1.0);  // above 0.1f
+  CHECK(!range_test_f32(between, true).passes(0.1f));
+  CHECK(range_test_f32(between, true).passes(std::nextafter(0.1f, 1.0f)));
+  CHECK(range_test_f32(between, false).passes(0.1f));
+  CHECK(range_test_f32(1e300, false).passes(3e38f) && !range_test_f32(1e300, true).passes(3e38f));
+  CHECK(range_test_f32(-1e300, true).passes(-3e38f));
+  CHECK(range_test_i32(2.5, true).passes(3) && !range_test_i32(2.5, true).passes(2));
+  CHECK(range_test_i32(2.5, false).passes(2) && !range_test_i32(2.5, false).passes(3));
+  CHECK(range_test_i32(3e9, true).none && range_test_i32(-3e9, true).passes(-2147483647 - 1));
+  CHECK(range_test_i32(std::nan(""), true).none);
+
+  // 700 rows, 37 queries, on two workers: what cdist puts past a threshold,
+  // best first, ties to the lower row (duplicate rows make ties).
+  std::size_t dim = 64, n = 700, nq = 37;
+  auto q = normal_rows(nq, dim, rng), c = normal_rows(n, dim, rng);
+  std::copy(c.begin(), c.begin() + 100 * dim, c.begin() + 300 * dim);
+  for (Metric metric : {Metric::dot, Metric::l2}) {
+    Problem p = float_problem(q, c, dim, metric);
+    std::vector<float> all(nq * n);
+    StopFlag stop = never_stop();
+    CHECK(cdist(p, 2, stop, all.data()) == Status::ok);
+    double threshold = metric == Metric::dot ? 8.0 : 10.0;
+    RangeResults r;
+    CHECK(range_search(p, threshold, {}, SIZE_MAX, 2, stop, &r) == Status::ok);
+    CHECK(r.lims.size() == nq + 1 && r.f32.size() == r.indices.size());
+    bool ok = true;
+    for (std::size_t i = 0; i < nq && ok; ++i) {
+      std::vector<std::int64_t> want;
+      for (std::size_t j = 0; j < n; ++j) {
+        float s = all[i * n + j];
+        if (metric == Metric::dot ? s >= threshold : s <= threshold) want.push_back(std::int64_t(j));
+      }
+      double sign = metric == Metric::dot ? 1.0 : -1.0;
+      std::stable_sort(want.begin(), want.end(), [&](std::int64_t a, std::int64_t b) {
+        return sign * all[i * n + a] > sign * all[i * n + b];
+      });
+      std::vector<std::int64_t> got(r.indices.begin() + r.lims[i], r.indices.begin() + r.lims[i + 1]);
+      ok = got == want;
+      for (std::size_t e = 0; e < got.size() && ok; ++e) {
+        ok = r.f32[r.lims[i] + e] == all[i * n + static_cast<std::size_t>(got[e])];
+      }
+    }
+    CHECK(ok);
+    CHECK(r.indices.size() > 100);  // the threshold lets some rows in
+    // The cap: exactly the total passes, one less stops with nothing held.
+    std::size_t total = r.indices.size();
+    RangeResults capped;
+    CHECK(range_search(p, threshold, {}, total, 2, stop, &capped) == Status::ok);
+    CHECK(capped.indices == r.indices);
+    CHECK(range_search(p, threshold, {}, total - 1, 2, stop, &capped) ==
+          Status::too_many_results);
+    CHECK(capped.indices.empty() && capped.lims.size() == 1);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -320,6 +379,7 @@ int main(int argc, char** argv) {
   test_integer_paths_are_exact(rng);
   test_rescore(rng);
   test_non_finite_and_stop(rng);
+  test_range_search(rng);
   std::printf("%d passed, %d failed\n", checks - failures, failures);
   return failures == 0 ? 0 : 1;
 }

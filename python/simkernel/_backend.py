@@ -37,6 +37,10 @@ class Backend(Protocol):
     def rescore(self, args: SearchArgs, candidates: np.ndarray, k: int,
                 threads: int) -> tuple[np.ndarray, np.ndarray]: ...
 
+    def range_search(self, args: SearchArgs, threshold: float, max_results: int, threads: int,
+                     allowed: Optional[np.ndarray] = None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+
 
 def _load_native() -> Optional[ModuleType]:
     requested = os.environ.get("SIMKERNEL_BACKEND", "").strip().lower()

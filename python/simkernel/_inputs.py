@@ -220,6 +220,39 @@ def _metric_mismatch(metric: str, pair: str, q: np.ndarray, c: Corpus,
             f"against {corpus_name} of dtype {c.dtype}; valid here: {valid}")
 
 
+# max_results=None: no cap (the core takes a machine integer).
+NO_RESULT_CAP = 2**63 - 1
+
+
+def check_threshold(threshold: object) -> float:
+    """A range search's threshold: a real number, not NaN."""
+    if isinstance(threshold, (bool, np.bool_)) or not isinstance(
+            threshold, (int, float, np.integer, np.floating)):
+        raise TypeError(f"threshold must be a real number, got {threshold!r}")
+    value = float(threshold)
+    if np.isnan(value):
+        raise ValueError("threshold must be a number, got NaN")
+    return value
+
+
+def check_max_results(max_results: object) -> int:
+    """The cap on a range search's results: None (no cap) or an int >= 0."""
+    if max_results is None:
+        return NO_RESULT_CAP
+    if isinstance(max_results, (bool, np.bool_)) or not isinstance(max_results, (int, np.integer)):
+        raise TypeError(f"max_results must be None or a non-negative integer, got {max_results!r}")
+    if max_results < 0:
+        raise ValueError(f"max_results must be None or a non-negative integer, got {max_results}")
+    return min(int(max_results), NO_RESULT_CAP)
+
+
+def too_many_results_error(max_results: int) -> ValueError:
+    """The error of a range search that found more than ``max_results``."""
+    return ValueError(
+        f"range search found more than max_results={max_results} results; raise "
+        f"max_results or choose a stricter threshold")
+
+
 def check_candidates(candidates: object, args: SearchArgs) -> np.ndarray:
     """Row numbers (q, m) for rescore: integers, in range, distinct per row."""
     array = given = np.asarray(candidates)

@@ -7,7 +7,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from . import _core  # type: ignore[attr-defined]  # ImportError where it cannot load
-from ._inputs import Corpus, Pieces, SearchArgs, non_finite_error
+from ._inputs import Corpus, Pieces, SearchArgs, non_finite_error, too_many_results_error
 
 name = "native"
 
@@ -42,3 +42,12 @@ def rescore(args: SearchArgs, candidates: np.ndarray, k: int,
             threads: int) -> tuple[np.ndarray, np.ndarray]:
     return _run(args, _core.rescore, args.queries, candidates, _pieces(args.corpus), args.pair,
                 args.metric, args.dim, k, threads)
+
+
+def range_search(args: SearchArgs, threshold: float, max_results: int, threads: int,
+                 allowed: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    try:
+        return _run(args, _core.range_search, args.queries, _pieces(args.corpus), args.pair,
+                    args.metric, args.dim, threshold, max_results, threads, allowed)
+    except _core.TooManyResultsError:
+        raise too_many_results_error(max_results) from None

@@ -11,7 +11,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from ._inputs import HIGHER_IS_BETTER, SearchArgs, non_finite_error
+from ._inputs import HIGHER_IS_BETTER, SearchArgs, non_finite_error, too_many_results_error
 
 name = "numpy"
 
@@ -239,3 +239,37 @@ def rescore(args: SearchArgs, candidates: np.ndarray, k: int,
         best_keys, best_index = _sorted_best(keys, index, kk)
         _pad(args, best_keys, best_index, scores[i:i + 1], indices[i:i + 1])
     return scores, indices
+
+
+def range_search(args: SearchArgs, threshold: float, max_results: int, threads: int,
+                 allowed: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    q_all, corpus = args.queries, args.corpus
+    nq, n = q_all.shape[0], corpus.shape[0]
+    higher = HIGHER_IS_BETTER[args.metric]
+    queries, rows, values = [], [], []
+    held = 0
+    for qs in _blocks(nq, _QUERY_BLOCK):
+        q = q_all[qs]
+        for cs in _blocks(n, _corpus_block_rows(args, len(q))):
+            scores = score_block(args, q, corpus[cs])
+            # Compared in float64, as the native core compares (exactly).
+            wide = scores.astype(np.float64)
+            hit = wide >= threshold if higher else wide <= threshold
+            if allowed is not None:
+                hit &= _allowed_block(allowed, qs, cs)
+            # Counted before the hits are gathered: past the cap, none is held.
+            held += int(np.count_nonzero(hit))
+            if held > max_results:
+                raise too_many_results_error(max_results)
+            qi, cj = np.nonzero(hit)
+            queries.append(qi + qs.start)
+            rows.append(cj + cs.start)
+            values.append(scores[qi, cj])
+    query = np.concatenate(queries) if queries else np.empty(0, np.int64)
+    row = np.concatenate(rows).astype(np.int64) if rows else np.empty(0, np.int64)
+    value = np.concatenate(values) if values else np.empty(0, args.score_dtype)
+    # Per query, best first, ties to the lower row.
+    key = value.astype(np.float64)
+    order = np.lexsort((row, -key if higher else key, query))
+    lims = np.searchsorted(query[order], np.arange(nq + 1)).astype(np.int64)
+    return lims, value[order].astype(args.score_dtype), row[order]

@@ -32,13 +32,14 @@ from . import _backend, _index_file
 from ._checks import is_float, positive_int
 from ._codecs import CODECS
 from ._dlpack import as_array
-from ._filters import Allow, allowed_rows, filtered_topk
+from ._filters import Allow, allowed_rows, bitmap, filtered_topk
 from ._ids import IdMap, one_id
 from ._index_file import IndexFileError, Section
-from ._inputs import check_k, check_metric, prepare
+from ._inputs import (HIGHER_IS_BETTER, check_k, check_max_results, check_metric,
+                      check_threshold, prepare)
 from ._storage import Pieces, Store
 from ._threads import resolve_threads
-from ._types import TopK
+from ._types import RangeResult, TopK
 from .quantize import Int8Quantizer
 
 STORAGE = ("float32", "float16", "bfloat16", "int8", "binary")
@@ -395,6 +396,68 @@ class Index:
             scores[:, :width] = np.where(valid, found_scores[:, :width], np.nan)
             ids[:, :width] = np.where(valid, now.ids.ids[np.where(valid, rows, 0)], -1)
         return TopK(scores[0] if one else scores, ids[0] if one else ids)
+
+    def range_search(self, queries: ArrayLike, threshold: float, *, allow: Allow = None,
+                     max_results: Optional[int] = None,
+                     threads: Optional[int] = None) -> RangeResult:
+        """Every vector within ``threshold`` of each query, by id.
+
+        Every row is scored with the index's most precise storage (the
+        rescore storage when there is one): the scores `search` ends with,
+        and no first stage that could miss a row.
+
+        Parameters
+        ----------
+        queries : array_like
+            ``(q, dim)`` or one ``(dim,)`` float vector.
+        threshold : float
+            Vectors scoring at least this (cosine, dot) or at most this
+            (sqeuclidean, l2, hamming), in the units `search` returns,
+            compared exactly.
+        allow : array_like or sequence of array_like, optional
+            As for `search`.
+        max_results : int, optional
+            As for `sk.range_search`; rows within a rounding margin of the
+            threshold count towards it when the storage's scores are scaled
+            (int8).
+        threads : int, optional
+
+        Returns
+        -------
+        RangeResult
+            float32 ``scores`` and int64 ids as ``indices``, each query's
+            best first, ties to the lower id.
+        """
+        q, _ = _float_rows(queries, "queries", self.dim)
+        threshold = check_threshold(threshold)
+        cap = check_max_results(max_results)
+        threads = resolve_threads(threads)
+        now = self._contents
+        unit = _normalized(q, "queries") if self.normalized else q
+        store = "rescore" if "rescore" in now.stores else "primary"
+        planned, rows, metric, factor = self._planned(now, store, unit, None)
+        allowed = None
+        if allow is not None or now.ids.alive is not None:
+            allowed = bitmap(allowed_rows(now.ids, allow, len(unit)), len(rows))
+        higher = HIGHER_IS_BETTER[metric]
+        # The kernels' scores are scaled by `factor` after: they are searched
+        # with the threshold in their units, widened by a margin for the
+        # rounding of that product, and the scaled scores then held to the
+        # threshold itself.
+        inner = threshold / factor
+        margin = 0.0 if factor == 1.0 else abs(inner) * 2.0**-20 + 2.0**-126
+        lims, scores, found = _backend.active.range_search(
+            prepare(planned, rows, metric), inner - margin if higher else inner + margin, cap,
+            threads, allowed)
+        values = scores.astype(np.float32) * np.float32(factor)
+        query = np.repeat(np.arange(len(unit)), np.diff(lims))
+        wide = values.astype(np.float64)
+        keep = wide >= threshold if higher else wide <= threshold
+        query, values, found, wide = query[keep], values[keep], found[keep], wide[keep]
+        # Scaled scores may tie where the kernels' did not: ties go to the lower id.
+        order = np.lexsort((found, -wide if higher else wide, query))
+        lims = np.searchsorted(query[order], np.arange(len(unit) + 1)).astype(np.int64)
+        return RangeResult(lims, values[order], now.ids.ids[found[order]])
 
     def _check_dims(self, dims: Optional[int]) -> Optional[int]:
         if dims is None:

@@ -1,4 +1,5 @@
-"""Exact search: top-k, full score matrices, and rescoring of candidates."""
+"""Exact search: top-k, range search, full score matrices, and rescoring of
+candidates."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _backend
-from ._inputs import check_candidates, check_k, check_out, prepare
+from ._inputs import (check_candidates, check_k, check_max_results, check_out, check_threshold,
+                      prepare)
 from ._threads import resolve_threads
-from ._types import TopK
+from ._types import RangeResult, TopK
 
 
 def topk(queries: ArrayLike, corpus: ArrayLike, k: int = 10, metric: str = "cosine",
@@ -44,6 +46,41 @@ def topk(queries: ArrayLike, corpus: ArrayLike, k: int = 10, metric: str = "cosi
     k = check_k(k)
     scores, indices = _backend.active.topk(args, k, resolve_threads(threads))
     return TopK(args.shaped(scores), args.shaped(indices))
+
+
+def range_search(queries: ArrayLike, corpus: ArrayLike, threshold: float, metric: str = "cosine",
+                 *, max_results: Optional[int] = None,
+                 threads: Optional[int] = None) -> RangeResult:
+    """Every corpus row within ``threshold`` of each query.
+
+    Parameters
+    ----------
+    queries, corpus : array_like
+        As for `topk`.
+    threshold : float
+        Rows whose score is at least this (cosine, dot) or at most this
+        (sqeuclidean, l2, hamming) are returned: inclusive, where faiss's
+        ``range_search`` is strict. The score is compared exactly, widened to
+        float64.
+    metric : str
+        As for `topk`.
+    max_results : int, optional
+        The most results, over all queries, the call may return: past it a
+        ValueError is raised, before more results are held. Default: no cap.
+    threads : int, optional
+
+    Returns
+    -------
+    RangeResult
+        ``lims`` (``q + 1`` offsets), ``scores`` and ``indices`` (flat),
+        each query's results best first, ties to the lower row.
+    """
+    args = prepare(queries, corpus, metric)
+    threshold = check_threshold(threshold)
+    cap = check_max_results(max_results)
+    lims, scores, indices = _backend.active.range_search(args, threshold, cap,
+                                                         resolve_threads(threads))
+    return RangeResult(lims, scores, indices)
 
 
 def cdist(a: ArrayLike, b: ArrayLike, metric: str = "cosine", threads: Optional[int] = None,

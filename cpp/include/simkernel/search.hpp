@@ -41,7 +41,10 @@ struct Problem {
   std::size_t dim;  // elements per row; bits for bit-packed rows
 };
 
-enum class Status { ok, non_finite, interrupted };
+// too_many_results: a range search found more than its max_results;
+// out_of_memory: a worker could not grow its result lists. Either stops the
+// scan with nothing returned.
+enum class Status { ok, non_finite, interrupted, too_many_results, out_of_memory };
 
 // The corpus rows a search may return: bit (r % 8) of byte (r / 8) set means
 // row r is allowed. One bitmap for every query (query_stride 0) or one per
@@ -78,6 +81,24 @@ Status cdist(const Problem& problem, unsigned threads, StopFlag& stop,
 Status rescore(const Problem& problem, const std::int64_t* candidates,
                std::size_t candidate_count, std::size_t k, unsigned threads,
                StopFlag& stop, void* scores, std::int64_t* indices);
+
+// What a range search returns: the results of query i are entries
+// [lims[i], lims[i + 1]) of scores (f32, or i32 for integer_scores) and
+// indices, best first, ties to the lower row.
+struct RangeResults {
+  std::vector<std::int64_t> lims{0};
+  std::vector<float> f32;
+  std::vector<std::int32_t> i32;
+  std::vector<std::int64_t> indices;
+};
+
+// Every allowed corpus row whose score is at least `threshold` (similarities)
+// or at most it (distances), compared exactly (the score widened to double),
+// for each query. More than `max_results` results in all stops the search
+// with Status::too_many_results before their entries are held.
+Status range_search(const Problem& problem, double threshold, const RowFilter& filter,
+                    std::size_t max_results, unsigned threads, StopFlag& stop,
+                    RangeResults* out);
 
 // The sum of n floats, each of `threads` workers streaming its own slice with
 // the active ISA's widest loads: timed, it measures read bandwidth.
