@@ -32,7 +32,7 @@ from . import _backend, _index_file
 from ._checks import is_float, positive_int
 from ._codecs import CODECS
 from ._dlpack import as_array
-from ._filters import Allow, allowed_rows, bitmap, filtered_topk
+from ._filters import Allow, Filters, filtered_topk, select
 from ._ids import IdMap, one_id
 from ._index_file import IndexFileError, Section
 from ._inputs import (HIGHER_IS_BETTER, check_k, check_max_results, check_metric,
@@ -339,8 +339,9 @@ class Index:
     # -- search ----------------------------------------------------------------
 
     def search(self, queries: ArrayLike, k: int = 10, *, allow: Allow = None,
-               dims: Optional[int] = None, refine: Optional[bool] = None,
-               threads: Optional[int] = None) -> TopK:
+               exclude: Allow = None, mask: Optional[ArrayLike] = None,
+               id_range: Optional[ArrayLike] = None, dims: Optional[int] = None,
+               refine: Optional[bool] = None, threads: Optional[int] = None) -> TopK:
         """The ``k`` best vectors for each query, by id.
 
         Parameters
@@ -352,6 +353,13 @@ class Index:
             Ids that may be returned: one 1-D list for every query, or one
             list per query (a sequence of q lists, or a 2-D array). Ids not in
             the index are ignored.
+        exclude : array_like or sequence of array_like, optional
+            Ids that may not be returned, shared or per query as ``allow``.
+        mask : array_like of bool, optional
+            ``mask[id]`` says whether ``id`` may be returned (ids past its
+            end may not): 1-D for every query, or one row per query.
+        id_range : (int, int) or array_like, optional
+            Only ids in ``[low, high)``: one pair, or one per query.
         dims : int, optional
             Search on the first ``dims`` dimensions only (Matryoshka
             embeddings; a multiple of 8 for binary storage).
@@ -385,7 +393,8 @@ class Index:
             unit = _normalized(q, "queries") if self.normalized else q
             final = "rescore" if "rescore" in now.stores else "primary"
             wanted = min(k * self.rescore_factor, len(now.ids.ids)) if refine else k
-            found_scores, rows = self._first_stage(now, unit, wanted, dims, allow, threads)
+            filters = Filters(allow, exclude, mask, id_range)
+            found_scores, rows = self._first_stage(now, unit, wanted, dims, filters, threads)
             if refine:
                 found_scores, rows = self._refined(now, final, unit, rows, k, threads)
             # A stage may return fewer columns (a short allow-list) or more
@@ -398,7 +407,8 @@ class Index:
         return TopK(scores[0] if one else scores, ids[0] if one else ids)
 
     def range_search(self, queries: ArrayLike, threshold: float, *, allow: Allow = None,
-                     max_results: Optional[int] = None,
+                     exclude: Allow = None, mask: Optional[ArrayLike] = None,
+                     id_range: Optional[ArrayLike] = None, max_results: Optional[int] = None,
                      threads: Optional[int] = None) -> RangeResult:
         """Every vector within ``threshold`` of each query, by id.
 
@@ -414,7 +424,7 @@ class Index:
             Vectors scoring at least this (cosine, dot) or at most this
             (sqeuclidean, l2, hamming), in the units `search` returns,
             compared exactly.
-        allow : array_like or sequence of array_like, optional
+        allow, exclude, mask, id_range : optional
             As for `search`.
         max_results : int, optional
             As for `sk.range_search`; rows within a rounding margin of the
@@ -436,9 +446,10 @@ class Index:
         unit = _normalized(q, "queries") if self.normalized else q
         store = "rescore" if "rescore" in now.stores else "primary"
         planned, rows, metric, factor = self._planned(now, store, unit, None)
+        filters = Filters(allow, exclude, mask, id_range)
         allowed = None
-        if allow is not None or now.ids.alive is not None:
-            allowed = bitmap(allowed_rows(now.ids, allow, len(unit)), len(rows))
+        if filters.given() or now.ids.alive is not None:
+            allowed = select(now.ids, filters, len(unit)).bits
         higher = HIGHER_IS_BETTER[metric]
         # The kernels' scores are scaled by `factor` after: they are searched
         # with the threshold in their units, widened by a margin for the
@@ -483,14 +494,14 @@ class Index:
         return queries, rows, metric, factor
 
     def _first_stage(self, now: _Contents, unit: np.ndarray, k: int, dims: Optional[int],
-                     allow: Allow, threads: int) -> tuple[np.ndarray, np.ndarray]:
+                     filters: Filters, threads: int) -> tuple[np.ndarray, np.ndarray]:
         queries, rows, metric, factor = self._planned(now, "primary", unit, dims)
         backend = _backend.active
-        if allow is None and now.ids.alive is None:
+        if not filters.given() and now.ids.alive is None:
             scores, found = backend.topk(prepare(queries, rows, metric), k, threads)
         else:
-            lists = allowed_rows(now.ids, allow, len(unit))
-            scores, found = filtered_topk(backend, queries, rows, metric, lists, k, threads)
+            selection = select(now.ids, filters, len(unit))
+            scores, found = filtered_topk(backend, queries, rows, metric, selection, k, threads)
         return scores.astype(np.float32) * np.float32(factor), found
 
     def _refined(self, now: _Contents, store: str, unit: np.ndarray, candidates: np.ndarray,

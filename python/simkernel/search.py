@@ -11,12 +11,13 @@ from numpy.typing import ArrayLike
 from . import _backend
 from ._inputs import (check_candidates, check_k, check_max_results, check_out, check_threshold,
                       prepare)
+from ._filters import row_mask_bits
 from ._threads import resolve_threads
 from ._types import RangeResult, TopK
 
 
 def topk(queries: ArrayLike, corpus: ArrayLike, k: int = 10, metric: str = "cosine",
-         threads: Optional[int] = None) -> TopK:
+         threads: Optional[int] = None, *, mask: Optional[ArrayLike] = None) -> TopK:
     """The ``k`` nearest corpus rows to each query.
 
     Parameters
@@ -34,6 +35,11 @@ def topk(queries: ArrayLike, corpus: ArrayLike, k: int = 10, metric: str = "cosi
     metric : {"cosine", "dot", "sqeuclidean", "l2", "hamming"}
     threads : int, optional
         Worker threads; default all usable cores (``SIMKERNEL_NUM_THREADS``).
+    mask : array_like of bool, optional
+        The rows that may be returned: ``(n,)`` for every query, or ``(q,
+        n)``. Every row is still scored; a query with fewer than ``min(k,
+        n)`` allowed rows has its results padded with index -1 and score NaN
+        (0 for int32 scores).
 
     Returns
     -------
@@ -44,12 +50,13 @@ def topk(queries: ArrayLike, corpus: ArrayLike, k: int = 10, metric: str = "cosi
     """
     args = prepare(queries, corpus, metric)
     k = check_k(k)
-    scores, indices = _backend.active.topk(args, k, resolve_threads(threads))
+    allowed = None if mask is None else row_mask_bits(mask, len(args.queries), len(args.corpus))
+    scores, indices = _backend.active.topk(args, k, resolve_threads(threads), allowed)
     return TopK(args.shaped(scores), args.shaped(indices))
 
 
 def range_search(queries: ArrayLike, corpus: ArrayLike, threshold: float, metric: str = "cosine",
-                 *, max_results: Optional[int] = None,
+                 *, max_results: Optional[int] = None, mask: Optional[ArrayLike] = None,
                  threads: Optional[int] = None) -> RangeResult:
     """Every corpus row within ``threshold`` of each query.
 
@@ -67,6 +74,8 @@ def range_search(queries: ArrayLike, corpus: ArrayLike, threshold: float, metric
     max_results : int, optional
         The most results, over all queries, the call may return: past it a
         ValueError is raised, before more results are held. Default: no cap.
+    mask : array_like of bool, optional
+        The rows that may be returned, as for `topk`.
     threads : int, optional
 
     Returns
@@ -78,8 +87,9 @@ def range_search(queries: ArrayLike, corpus: ArrayLike, threshold: float, metric
     args = prepare(queries, corpus, metric)
     threshold = check_threshold(threshold)
     cap = check_max_results(max_results)
+    allowed = None if mask is None else row_mask_bits(mask, len(args.queries), len(args.corpus))
     lims, scores, indices = _backend.active.range_search(args, threshold, cap,
-                                                         resolve_threads(threads))
+                                                         resolve_threads(threads), allowed)
     return RangeResult(lims, scores, indices)
 
 
