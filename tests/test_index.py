@@ -425,3 +425,39 @@ def test_range_search_returns_what_a_search_of_every_vector_returns_to_the_thres
         some = index.range_search(q, threshold, allow=allowed)
         assert some.counts.tolist() == [np.isin(found.query(i)[1], allowed).sum()
                                         for i in range(len(q))]
+
+
+def test_calibrate_measures_the_recall_a_search_then_gets(backend, rng):
+    centers = rng.standard_normal((20, 32))
+    x = (centers[rng.integers(0, 20, 2000)] + 0.6 * rng.standard_normal((2000, 32)))
+    q = (centers[rng.integers(0, 20, 50)] + 0.6 * rng.standard_normal((50, 32))).astype(np.float32)
+    index = sk.Index(32, "cosine", "binary", rescore="float32")
+    index.add(x.astype(np.float32))
+    found = index.calibrate(0.95, k=10, queries=q, max_factor=20)
+    recall = found.recall_by_depth
+    assert len(recall) == 200 and (np.diff(recall) >= 0).all()
+    assert found.met and found.recall == recall[found.depth - 1] >= 0.95
+    assert found.depth == 10 or recall[found.depth - 2] < 0.95  # the least depth
+    assert index.rescore_factor == found.depth / 10 and found.queries == 50
+    # What it measured is what a search now gets, against an exhaustive
+    # search of the rescore storage.
+    exact = sk.topk(q, index.get(index.ids), k=10, metric="cosine").indices
+    got = index.search(q, k=10).indices
+    overlap = np.mean([len(set(a) & set(index.ids[b])) / 10 for a, b in zip(got, exact)])
+    assert overlap == pytest.approx(found.recall)
+    # Held out: the index's own vectors, each without itself, aim at half the misses.
+    own = index.calibrate(0.95, k=10, max_factor=20, sample=100)
+    assert own.queries == 100 and own.recall >= 0.975 and own.depth >= 10
+
+
+def test_calibrate_needs_rescore_storage_and_a_target(backend, rng):
+    with pytest.raises(ValueError, match="rescore storage"):
+        sk.Index(8, "cosine", "int8").calibrate()
+    index = sk.Index(8, "cosine", "binary", rescore="float32")
+    with pytest.raises(ValueError, match="at least 2 vectors"):
+        index.calibrate()
+    index.add(rng.standard_normal((30, 8)).astype(np.float32))
+    for target in (0, 1.5):
+        with pytest.raises(ValueError, match="target_recall"):
+            index.calibrate(target)
+    assert sk.Index(8, rescore_factor=2.5).rescore_factor == 2.5

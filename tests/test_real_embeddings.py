@@ -98,3 +98,17 @@ def test_quantization_report_meets_the_issue_bars_on_real_embeddings(data):
     assert report["binary + float32 rescore"].recall >= 0.94
     assert report["binary, hamming + float32 rescore"].recall < report["binary + float32 rescore"].recall
     assert abs(report["int8"].ndcg - report["float32"].ndcg) < 0.01
+
+
+@pytest.mark.parametrize("dtype", ["binary", "int8"])
+def test_calibrated_depth_meets_the_target_on_held_out_queries(data, dtype):
+    """Calibrated on the index's own vectors, a search of real queries keeps
+    0.99 of the exact float32 top-10, at no more than 1.5x the least depth
+    that would have (binary: depth 109-124 against 86; int8: 10-11 against 10)."""
+    corpus, queries, _, exact = data
+    index = sk.Index(384, "cosine", dtype, rescore="float32")
+    index.add(np.asarray(corpus, dtype=np.float32))
+    chosen = index.calibrate(0.99)
+    assert overlap(index.search(queries, k=10).indices, exact.indices) >= 0.99
+    least = index.calibrate(0.99, queries=queries)
+    assert chosen.depth <= 1.5 * least.depth

@@ -61,3 +61,34 @@ class RangeResult(NamedTuple):
         i %= len(self.lims) - 1
         start, stop = int(self.lims[i]), int(self.lims[i + 1])
         return self.scores[start:stop], self.indices[start:stop]
+
+
+class Calibration(NamedTuple):
+    """What `Index.calibrate` measured and chose.
+
+    Attributes
+    ----------
+    rescore_factor : float
+        The factor chosen (and set on the index): ``depth / k``.
+    depth : int
+        Candidates rescored per search of k: the least depth that met the
+        aim, or the deepest measured where none did.
+    recall : float
+        The measured overlap@k at that depth.
+    target_recall : float
+    met : bool
+        Whether some depth up to ``k * max_factor`` met the aim.
+    recall_by_depth : numpy.ndarray
+        The overlap@k after rescoring the first stage's best D, at entry
+        ``D - 1``.
+    queries : int
+        How many queries it was measured on.
+    """
+
+    rescore_factor: float
+    depth: int
+    recall: float
+    target_recall: float
+    met: bool
+    recall_by_depth: np.ndarray
+    queries: int

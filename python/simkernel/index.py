@@ -18,6 +18,7 @@ state without taking the lock.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import threading
@@ -39,7 +40,7 @@ from ._inputs import (HIGHER_IS_BETTER, check_k, check_max_results, check_metric
                       check_threshold, prepare)
 from ._storage import Pieces, Store
 from ._threads import resolve_threads
-from ._types import RangeResult, TopK
+from ._types import Calibration, RangeResult, TopK
 from .quantize import Int8Quantizer
 
 STORAGE = ("float32", "float16", "bfloat16", "int8", "binary")
@@ -143,8 +144,10 @@ class Index:
     rescore : {None, "float32", "float16", "bfloat16", "int8"}
         Also store the vectors this way, and re-rank the first stage's best
         ``k * rescore_factor`` rows with them.
-    rescore_factor : int
-        Candidates per result for the rescoring stage.
+    rescore_factor : float
+        Candidates per result for the rescoring stage (at least 1; the
+        stage takes ``ceil(k * rescore_factor)``); `calibrate` chooses it
+        for a target recall.
     asymmetric : bool
         Search int8 and binary storage with the float queries as they are
         (True, more accurate) or with quantized queries (False, integer
@@ -161,7 +164,7 @@ class Index:
     """
 
     def __init__(self, dim: int, metric: str = "cosine", dtype: str = "float32",
-                 rescore: Optional[str] = None, rescore_factor: int = 4, *,
+                 rescore: Optional[str] = None, rescore_factor: float = 4, *,
                  asymmetric: bool = True, quantizer: Optional[Int8Quantizer] = None) -> None:
         self.dim = positive_int(dim, "dim")
         self.metric = check_metric(metric)
@@ -179,7 +182,7 @@ class Index:
             raise TypeError(f"quantizer must be an Int8Quantizer, got {type(quantizer).__name__}")
         self.dtype = dtype
         self.rescore = rescore
-        self.rescore_factor = positive_int(rescore_factor, "rescore_factor")
+        self.rescore_factor = _rescore_factor(rescore_factor)
         self.asymmetric = bool(asymmetric)
         self._lock = threading.Lock()  # serializes changes; reads need none
         self._contents = _Contents(
@@ -392,9 +395,10 @@ class Index:
             # cosine (which the int8 scale was fitted on).
             unit = _normalized(q, "queries") if self.normalized else q
             final = "rescore" if "rescore" in now.stores else "primary"
-            wanted = min(k * self.rescore_factor, len(now.ids.ids)) if refine else k
+            wanted = min(_depth(k, self.rescore_factor), len(now.ids.ids)) if refine else k
             filters = Filters(allow, exclude, mask, id_range)
-            found_scores, rows = self._first_stage(now, unit, wanted, dims, filters, threads)
+            found_scores, rows = self._stage_topk(now, "primary", unit, wanted, dims, filters,
+                                                   threads)
             if refine:
                 found_scores, rows = self._refined(now, final, unit, rows, k, threads)
             # A stage may return fewer columns (a short allow-list) or more
@@ -493,9 +497,100 @@ class Index:
             rows = rows.columns(codec.width(dims))
         return queries, rows, metric, factor
 
-    def _first_stage(self, now: _Contents, unit: np.ndarray, k: int, dims: Optional[int],
-                     filters: Filters, threads: int) -> tuple[np.ndarray, np.ndarray]:
-        queries, rows, metric, factor = self._planned(now, "primary", unit, dims)
+    def calibrate(self, target_recall: float = 0.99, k: int = 10, *,
+                  queries: Optional[ArrayLike] = None, sample: int = 256, max_factor: int = 64,
+                  seed: int = 0, threads: Optional[int] = None) -> Calibration:
+        """Sets ``rescore_factor`` to the least that keeps ``target_recall`` of
+        the exact top-``k``, measured on a sample.
+
+        "Exact" is a search of every row with the rescore storage: the best
+        that rescoring can return. Overlap@k after rescoring the first
+        stage's best ``D`` is the share of the exact top-k among those ``D``
+        candidates, so one first-stage search of depth ``k * max_factor``
+        measures every depth at once.
+
+        Parameters
+        ----------
+        target_recall : float
+            In (0, 1].
+        k : int
+            The k your searches use.
+        queries : array_like, optional
+            ``(q, dim)`` float queries like yours: the depth is the least that
+            meets the target on them. By default, ``sample`` of the index's own
+            vectors (as `get` returns them), each held out (its own id dropped
+            from its results); such queries sit nearer their neighbours than
+            typical ones, so the depth chosen is the least that halves the
+            miss rate, ``1 - target_recall``, on them (docs/index.md).
+        sample : int
+        max_factor : int
+            The deepest first stage measured, as a multiple of ``k``.
+        seed : int
+            Which vectors are sampled.
+        threads : int, optional
+
+        Returns
+        -------
+        Calibration
+            The factor chosen, and the recall measured at every depth.
+        """
+        now = self._contents
+        if "rescore" not in now.stores:
+            raise ValueError("calibrate chooses how deep to rescore: the index needs rescore "
+                             "storage (Index(..., rescore=...))")
+        target = float(target_recall)
+        if not 0 < target <= 1:
+            raise ValueError(f"target_recall must be in (0, 1], got {target_recall!r}")
+        k, max_factor = check_k(k), positive_int(max_factor, "max_factor")
+        threads = resolve_threads(threads)
+        held_out = queries is None
+        if queries is None:
+            if len(now.ids) < 2:
+                raise ValueError("calibrate needs at least 2 vectors in the index to sample")
+            live = now.ids.live_ids()
+            own = np.random.default_rng(seed).choice(
+                live, min(positive_int(sample, "sample"), len(live)), replace=False)
+            q = self.get(own)
+            aim = 1 - (1 - target) / 2
+        else:
+            q, _ = _float_rows(queries, "queries", self.dim)
+            if len(q) == 0 or len(now.ids) == 0:
+                raise ValueError("calibrate needs queries and vectors in the index")
+            own = np.full(len(q), -1, np.int64)
+            aim = target
+        unit = _normalized(q, "queries") if self.normalized else q
+        k = min(k, len(now.ids) - held_out)
+        depth = min(k * max_factor, len(now.ids) - held_out)
+        # One more than needed, so that dropping a query's own id leaves enough.
+        exact = self._ids_without(self._stage_topk(now, "rescore", unit, k + held_out, None,
+                                                   Filters(), threads)[1], own, k, now)
+        first = self._ids_without(self._stage_topk(now, "primary", unit, depth + held_out,
+                                                   None, Filters(), threads)[1], own, depth, now)
+        # The position of each exact id among the candidates (depth: absent).
+        position = np.full(exact.shape, depth)
+        for i in range(len(exact)):
+            at = {int(j): p for p, j in enumerate(first[i])}
+            position[i] = [at.get(int(j), depth) for j in exact[i]]
+        found = np.cumsum(np.bincount(position.ravel(), minlength=depth + 1)[:depth])
+        recall = found / position.size  # entry D - 1: rescoring the best D
+        meets = k - 1 + np.flatnonzero(recall[k - 1:] >= aim)
+        chosen = int(meets[0]) + 1 if len(meets) else depth
+        self.rescore_factor = chosen / k
+        return Calibration(self.rescore_factor, chosen, float(recall[chosen - 1]), target,
+                           bool(len(meets)), recall, len(q))
+
+    @staticmethod
+    def _ids_without(rows: np.ndarray, own: np.ndarray, width: int, now: _Contents) -> np.ndarray:
+        """Each row's ids without the query's own id, cut to ``width``."""
+        ids = np.where(rows >= 0, now.ids.ids[np.maximum(rows, 0)], -1)
+        kept = ids != own[:, None]
+        return np.stack([ids[i][kept[i]][:width] for i in range(len(ids))])
+
+    def _stage_topk(self, now: _Contents, store: str, unit: np.ndarray, k: int,
+                    dims: Optional[int], filters: Filters,
+                    threads: int) -> tuple[np.ndarray, np.ndarray]:
+        """The best k rows of one store for each query."""
+        queries, rows, metric, factor = self._planned(now, store, unit, dims)
         backend = _backend.active
         if not filters.given() and now.ids.alive is None:
             scores, found = backend.topk(prepare(queries, rows, metric), k, threads)
@@ -604,6 +699,22 @@ class Index:
         now = self._contents
         arrays = {s.name: np.concatenate(s.arrays) for s in self._sections(now)}
         return Index._restore, (self._settings(now), arrays)
+
+
+def _rescore_factor(value: object) -> float:
+    """A rescore factor: a real number >= 1 (an int stays an int)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"rescore_factor must be a number >= 1, got {value!r}")
+    if not value >= 1 or not np.isfinite(value):
+        raise ValueError(f"rescore_factor must be a number >= 1, got {value!r}")
+    return int(value) if isinstance(value, (int, np.integer)) else float(value)
+
+
+def _depth(k: int, factor: float) -> int:
+    """How many candidates a search of k results rescores: ceil(k * factor),
+    read past the rounding of a factor chosen as depth / k."""
+    return max(k, math.ceil(k * factor - 1e-9 * k * factor))
 
 
 def _appended(now: _Contents, new: np.ndarray, encoded: dict[str, np.ndarray],
