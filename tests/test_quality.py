@@ -39,6 +39,12 @@ def test_report_covers_every_storage_and_holds_exact_search_to_itself(backend):
     assert report["binary + float32 rescore"].recall > report["binary"].recall
     assert report["float32"].hit_rate == 1.0 and report["float32"].ndcg == 1.0
     assert report["binary"].nbytes < report["int8"].nbytes < report["float32"].nbytes
+    # Two-stage rows give the recall at every depth; with float32 rescoring,
+    # the one at the default depth (4 k) is the recall of the search itself.
+    assert report["binary"].recall_by_depth is None
+    by_depth = report["binary + float32 rescore"].recall_by_depth
+    assert len(by_depth) == 160 and (np.diff(by_depth) >= 0).all()
+    assert by_depth[39] == pytest.approx(report["binary + float32 rescore"].recall)
     l2 = sk.quantization_report(corpus, queries, metric="l2")
     assert [row.name for row in l2] == ["float32", "float16", "bfloat16", "int8", "int8, int8 queries"]
     assert l2[0].hit_rate is None

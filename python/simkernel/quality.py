@@ -91,6 +91,10 @@ class Quality:
     hit_rate: Optional[float]
     ndcg: Optional[float]
     nbytes: int  # the Index's storage
+    # Two-stage configurations: overlap@k with an exhaustive search of the
+    # rescore storage after rescoring the first stage's best D (entry D - 1),
+    # up to D = 16 k (`Index.calibrate`); None for one stage.
+    recall_by_depth: Optional[np.ndarray] = None
 
 
 def build_indexes(corpus: ArrayLike, metric: str = "cosine", rescore_factor: int = 4,
@@ -136,15 +140,19 @@ def quantization_report(corpus: ArrayLike, queries: ArrayLike, k: int = 10,
     Returns
     -------
     list of Quality
-        One per configuration, in order.
+        One per configuration, in order; two-stage ones also give the
+        recall at every rescoring depth up to ``16 k``.
     """
     rows = as_array(corpus, "corpus")
     exact = topk(queries, rows.astype(np.float32, copy=False), k=k, metric=metric).indices
     report = []
     for name, index in build_indexes(rows, metric, rescore_factor, configurations).items():
         found = index.search(queries, k=k).indices
+        by_depth = None
+        if index.rescore is not None:
+            by_depth = index.calibrate(k=k, queries=queries, max_factor=16).recall_by_depth
         report.append(Quality(
             name, recall_at_k(found, exact),
             None if relevant is None else hit_rate_at_k(found, relevant),
-            None if relevant is None else ndcg_at_k(found, relevant), index.nbytes))
+            None if relevant is None else ndcg_at_k(found, relevant), index.nbytes, by_depth))
     return report
