@@ -16,7 +16,7 @@ from pathlib import Path
 import simkernel as sk
 
 from . import index_costs, matrix, memory, plots, recall_speed, summary
-from .libraries import LIBRARIES
+from .libraries import LIBRARIES, fix_faiss_openblas
 from .progress import Progress
 from .run import PEAK_NAMES, Result, run_scenario
 from .scenarios import Scenario, scenarios
@@ -140,11 +140,14 @@ def main(argv: list[str] | None = None) -> None:
     scale = 1.0 if args.full else args.scale if args.scale else default_scale
     threads = args.threads or sk.capabilities()["threads"]
     caps = sk.capabilities()
+    chosen = [name.strip() for name in args.libraries.split(",") if name.strip()]
     header = (f"simkernel {caps['version']}, backend {caps['backend']}, isa {caps['isa']}; "
               f"{_cpu()}, {threads} threads; scale {scale:g}; "
               f"{date.today()}")
+    core = fix_faiss_openblas() if "faiss" in chosen else ""
+    if core:
+        header += f"; OPENBLAS_CORETYPE={core} (faiss's bundled OpenBLAS)"
     print(header + "\n", flush=True)
-    chosen = [name.strip() for name in args.libraries.split(",") if name.strip()]
     if args.matrix:
         _matrix(args, scale, threads, header, chosen)
         return
