@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 import simkernel as sk
@@ -9,6 +12,9 @@ from simkernel import _backend, _numpy_backend
 
 NATIVE = _backend.native()
 BACKENDS = [_numpy_backend] + ([NATIVE] if NATIVE is not None else [])
+# The shared all-MiniLM-L6-v2 embeddings of Debian package descriptions.
+DATA = Path(os.environ.get("SIMKERNEL_DATA",
+                           Path(__file__).resolve().parents[2] / "shared/data/debian-minilm"))
 SUPPORTED_ISAS = sk.capabilities()["supported"] if NATIVE is not None else []
 
 

@@ -4,19 +4,15 @@ exact top-10, and the native core agrees with numpy on real data."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import ml_dtypes
 import numpy as np
 import pytest
 
 import simkernel as sk
-from conftest import numpy_answer
+from conftest import DATA, numpy_answer
 from reference import assert_valid_topk
 
-DATA = Path(os.environ.get("SIMKERNEL_DATA",
-                           Path(__file__).resolve().parents[2] / "shared/data/debian-minilm"))
 pytestmark = pytest.mark.skipif(not (DATA / "corpus.npy").exists(),
                                 reason=f"no shared embeddings at {DATA}")
 QUERIES = 300

@@ -23,14 +23,16 @@ _BLOCK_SCORES = 1 << 20
 _BLOCK_WIDENED_BYTES = 1 << 26
 
 
-# Outside these a float32 squared norm has lost precision to underflow or
-# overflow (the native core's kTinyNorm2 and kHugeNorm2).
-_TINY_NORM2 = np.float32(2.0**-100)
-_HUGE_NORM2 = np.float32(2.0**100)
+# A squared distance below this share of |q|^2 + |c|^2 lost too many bits to
+# cancellation in |q|^2 + |c|^2 - 2 q.c (float64 keeps ~53 - 10 of them
+# there, 24 are returned): such pairs are summed again as (q - c)^2.
+_CANCELLED = 2.0**-10
+# Pair differences held at once by that recomputation.
+_DIFFERENCE_ELEMENTS = 1 << 22
 
 
 def _corpus_block_rows(args: SearchArgs, query_rows: int) -> int:
-    widened_row_bytes = 4 * max(args.dim, 1)
+    widened_row_bytes = 8 * max(args.dim, 1)
     return max(1, min(_BLOCK_SCORES // max(query_rows, 1),
                       _BLOCK_WIDENED_BYTES // widened_row_bytes))
 
@@ -45,51 +47,61 @@ def _unpack_bits(bits: np.ndarray, count: int, dtype: type) -> np.ndarray:
 
 
 def _float_rows(args: SearchArgs, rows: np.ndarray) -> np.ndarray:
-    """Corpus rows as float32; bits become +1 / -1."""
+    """Corpus rows as float64 (exact for every stored type); bits become +1 / -1."""
     if args.pair == "f32_bits":
-        return _unpack_bits(rows, args.dim, np.float32) * np.float32(2) - np.float32(1)
-    return rows.astype(np.float32, copy=False)
+        return _unpack_bits(rows, args.dim, np.float64) * 2.0 - 1.0
+    return rows.astype(np.float64)
 
 
 def _sqnorms(rows: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", rows, rows)
 
 
-def _float_scores(args: SearchArgs, q: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    c = _float_rows(args, rows)
+def _float_scores(args: SearchArgs, q32: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    # In float64, rounded once to float32 at the end: products of float32
+    # values are exact in float64 and the sums keep ~29 bits more than are
+    # returned, so how BLAS blocks the product (which changes with the
+    # number of queries and rows) is invisible in all but ~1e-8 of scores,
+    # and float32's range cannot overflow or underflow a norm.
+    q, c = q32.astype(np.float64), _float_rows(args, rows)
     dots = q @ c.T
-    if not np.isfinite(dots).all():
-        raise non_finite_error(args)
     if args.metric == "dot":
-        return dots
+        return _finite_float32(args, dots)
     q_norms = _sqnorms(q)
-    c_norms = (np.full(len(c), args.dim, dtype=np.float32) if args.pair == "f32_bits"
-               else _sqnorms(c))
+    c_norms = np.full(len(c), float(args.dim)) if args.pair == "f32_bits" else _sqnorms(c)
     if args.metric == "cosine":
-        c_norms64 = c_norms.astype(np.float64)
-        with np.errstate(invalid="ignore"):
-            out_of_range = ~((c_norms >= _TINY_NORM2) & (c_norms <= _HUGE_NORM2))
-        if args.pair in ("f32_f32", "f32_bf16") and out_of_range.any():
-            # Underflowed (or 0 for a non-zero row) or overflowed in float32
-            # (bfloat16 has float32's range): summed again in float64, as the
-            # native core does.
-            c_norms64[out_of_range] = np.einsum("ij,ij->i", c[out_of_range], c[out_of_range],
-                                                dtype=np.float64)
-        if not (np.isfinite(q_norms).all() and np.isfinite(c_norms64).all()):
-            raise non_finite_error(args)
-        denominator = np.sqrt(q_norms.astype(np.float64))[:, None] * np.sqrt(c_norms64)[None, :]
-        return _cosine(dots, denominator)
-    if not (np.isfinite(q_norms).all() and np.isfinite(c_norms).all()):
+        return _finite_float32(args, _cosine(dots, np.sqrt(q_norms)[:, None] * np.sqrt(c_norms)))
+    sizes = q_norms[:, None] + c_norms[None, :]
+    squared = np.maximum(sizes - 2 * dots, 0.0)
+    _sum_cancelled_again(squared, sizes, q, c)
+    return _finite_float32(args, squared if args.metric == "sqeuclidean" else np.sqrt(squared))
+
+
+def _sum_cancelled_again(squared: np.ndarray, sizes: np.ndarray, q: np.ndarray,
+                         c: np.ndarray) -> None:
+    """Replaces the squared distances that cancellation left inaccurate by
+    sums of (q - c)^2: so a vector is at distance exactly 0 from itself."""
+    qi, cj = np.nonzero(squared < _CANCELLED * sizes)
+    step = max(1, _DIFFERENCE_ELEMENTS // max(q.shape[1], 1))
+    for start in range(0, len(qi), step):
+        i, j = qi[start:start + step], cj[start:start + step]
+        difference = q[i] - c[j]
+        squared[i, j] = np.einsum("ij,ij->i", difference, difference)
+
+
+def _finite_float32(args: SearchArgs, values: np.ndarray) -> np.ndarray:
+    """float32 scores; a NaN or infinity, in the inputs or past float32's
+    range, is the native core's ValueError."""
+    scores = values.astype(np.float32)
+    if not np.isfinite(scores).all():
         raise non_finite_error(args)
-    squared = np.maximum(q_norms[:, None] + c_norms[None, :] - 2 * dots, np.float32(0))
-    return squared if args.metric == "sqeuclidean" else np.sqrt(squared)
+    return scores
 
 
 def _cosine(dots: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     """u.v / (|u||v|), and 0 where either vector is zero."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        values = np.where(denominator == 0, 0.0, dots / denominator)
-    return values.astype(np.float32)
+        return np.where(denominator == 0, 0.0, dots / denominator)
 
 
 def _inverse_norms(norms2: np.ndarray) -> np.ndarray:
