@@ -109,3 +109,33 @@ def index_operations():
     """Sequences of Index changes over a small id range, so ids collide,
     come back after removal and arrive out of order."""
     return st.lists(_index_operation(), min_size=1, max_size=12)
+
+
+@dataclass
+class CodesCase:
+    queries: np.ndarray
+    codes: np.ndarray
+    quantizer: object  # sk.Int8Quantizer
+    metric: str
+    k: int
+
+
+@st.composite
+def int8_code_cases(draw, metric: str, max_rows: int = 60, max_dim: int = 50) -> CodesCase:
+    """Float queries and per-dimension int8 codes (any offsets, steps that
+    differ by dimension, a zero step now and then), with any layout."""
+    import simkernel as sk
+
+    nq = draw(st.integers(0, 20) | st.integers(30, 40))
+    n = draw(st.integers(0, max_rows))
+    dim = draw(st.integers(1, max_dim))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    steps = rng.uniform(0.001, 0.05, dim) * draw(st.sampled_from([1.0, 1e-3, 1e3]))
+    if draw(st.booleans()):
+        steps[rng.random(dim) < 0.2] = 0
+    offsets = rng.normal(0, 1, dim) * draw(st.sampled_from([0.0, 1.0, 100.0]))
+    quantizer = sk.Int8Quantizer(steps, offsets)
+    codes = _laid_out(rng, (n, dim), "int8", draw(st.sampled_from(VALUE_STYLES)),
+                      draw(st.sampled_from(LAYOUTS)))
+    queries = rng.standard_normal((nq, dim)).astype(np.float32)
+    return CodesCase(queries, codes, quantizer, metric, draw(st.integers(1, n + 5)))

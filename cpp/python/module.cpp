@@ -107,6 +107,30 @@ Problem make_problem(const py::array& queries, const py::object& corpus,
           dim};
 }
 
+// The arrays behind AffineCodes, held for the call: (steps, offsets,
+// row_sqnorms) of float32 (dim), float32 (dim) and float64 (corpus rows).
+struct AffineArrays {
+  py::array_t<float, py::array::c_style> steps, offsets;
+  py::array_t<double, py::array::c_style> row_sqnorms;
+};
+
+std::optional<AffineArrays> attach_affine(const py::object& affine, Problem& p) {
+  if (affine.is_none()) return std::nullopt;
+  auto parts = affine.cast<py::tuple>();
+  if (parts.size() != 3) throw py::value_error("affine must be (steps, offsets, row_sqnorms)");
+  AffineArrays arrays{parts[0].cast<py::array_t<float, py::array::c_style>>(),
+                      parts[1].cast<py::array_t<float, py::array::c_style>>(),
+                      parts[2].cast<py::array_t<double, py::array::c_style>>()};
+  auto length = [](const auto& a) { return a.ndim() == 1 ? static_cast<std::size_t>(a.shape(0)) : 0; };
+  if (p.pair != Pair::f32_i8 || length(arrays.steps) != p.dim || length(arrays.offsets) != p.dim ||
+      length(arrays.row_sqnorms) != p.corpus.rows) {
+    throw py::value_error("affine codes need float queries, int8 rows, a step and an offset per "
+                          "dimension and a squared norm per row");
+  }
+  p.affine = {arrays.steps.data(), arrays.offsets.data(), arrays.row_sqnorms.data()};
+  return arrays;
+}
+
 // A top-k call's (scores, indices), allocated while the GIL is held; the
 // kernels write into them without it.
 struct Results {
@@ -208,8 +232,10 @@ RowFilter as_filter(const std::optional<py::array_t<std::uint8_t, py::array::c_s
 py::tuple topk_binding(const py::array& queries, const py::object& corpus,
                        const std::string& pair, const std::string& metric,
                        std::size_t dim, std::size_t k, int threads,
-                       const std::optional<py::array_t<std::uint8_t, py::array::c_style>>& allowed) {
+                       const std::optional<py::array_t<std::uint8_t, py::array::c_style>>& allowed,
+                       const py::object& affine) {
   Problem p = make_problem(queries, corpus, pair, metric, dim);
+  auto held = attach_affine(affine, p);
   unsigned workers = check_threads(threads);
   RowFilter filter = as_filter(allowed, p);
   Results out(p, result_count(k, p.corpus.rows));
@@ -221,8 +247,9 @@ py::tuple topk_binding(const py::array& queries, const py::object& corpus,
 
 void cdist_binding(const py::array& queries, const py::object& corpus,
                    const std::string& pair, const std::string& metric,
-                   std::size_t dim, int threads, py::array& out) {
+                   std::size_t dim, int threads, py::array& out, const py::object& affine) {
   Problem p = make_problem(queries, corpus, pair, metric, dim);
+  auto held = attach_affine(affine, p);
   unsigned workers = check_threads(threads);
   char kind = integer_scores(p.pair, p.metric) ? 'i' : 'f';
   bool fits = out.ndim() == 2 && out.dtype().kind() == kind &&
@@ -244,8 +271,9 @@ py::tuple rescore_binding(const py::array& queries,
                           const py::array_t<std::int64_t, py::array::c_style>& candidates,
                           const py::object& vectors, const std::string& pair,
                           const std::string& metric, std::size_t dim,
-                          std::size_t k, int threads) {
+                          std::size_t k, int threads, const py::object& affine) {
   Problem p = make_problem(queries, vectors, pair, metric, dim);
+  auto held = attach_affine(affine, p);
   unsigned workers = check_threads(threads);
   if (candidates.ndim() != 2 ||
       static_cast<std::size_t>(candidates.shape(0)) != p.queries.rows) {
@@ -278,8 +306,10 @@ py::tuple range_search_binding(const py::array& queries, const py::object& corpu
                                const std::string& pair, const std::string& metric,
                                std::size_t dim, double threshold, std::size_t max_results,
                                int threads,
-                               const std::optional<py::array_t<std::uint8_t, py::array::c_style>>& allowed) {
+                               const std::optional<py::array_t<std::uint8_t, py::array::c_style>>& allowed,
+                               const py::object& affine) {
   Problem p = make_problem(queries, corpus, pair, metric, dim);
+  auto held = attach_affine(affine, p);
   unsigned workers = check_threads(threads);
   RowFilter filter = as_filter(allowed, p);
   RangeResults out;
@@ -368,16 +398,17 @@ PYBIND11_MODULE(_core, m) {
   m.attr("TooManyResultsError") = py::handle(g_too_many_results_error);
   m.def("topk", &topk_binding, py::arg("queries"), py::arg("corpus"),
         py::arg("pair"), py::arg("metric"), py::arg("dim"), py::arg("k"),
-        py::arg("threads"), py::arg("allowed") = py::none());
+        py::arg("threads"), py::arg("allowed") = py::none(), py::arg("affine") = py::none());
   m.def("range_search", &range_search_binding, py::arg("queries"), py::arg("corpus"),
         py::arg("pair"), py::arg("metric"), py::arg("dim"), py::arg("threshold"),
-        py::arg("max_results"), py::arg("threads"), py::arg("allowed") = py::none());
+        py::arg("max_results"), py::arg("threads"), py::arg("allowed") = py::none(),
+        py::arg("affine") = py::none());
   m.def("cdist", &cdist_binding, py::arg("queries"), py::arg("corpus"),
         py::arg("pair"), py::arg("metric"), py::arg("dim"), py::arg("threads"),
-        py::arg("out"));
+        py::arg("out"), py::arg("affine") = py::none());
   m.def("rescore", &rescore_binding, py::arg("queries"), py::arg("candidates"),
         py::arg("vectors"), py::arg("pair"), py::arg("metric"), py::arg("dim"),
-        py::arg("k"), py::arg("threads"));
+        py::arg("k"), py::arg("threads"), py::arg("affine") = py::none());
   m.def("stream_sum", &stream_sum_binding, py::arg("data"), py::arg("threads"),
         "Sum of a float32 array, each thread streaming its own slice (the "
         "benchmark's read-bandwidth probe).");

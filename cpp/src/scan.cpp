@@ -97,16 +97,26 @@ class Blocks {
 // the workers there is work for, whatever `threads` asked).
 // A corpus scan packs its queries for the batch kernel when the call is
 // large enough; a candidate walk scores one pair at a time and never does.
+// Affine codes are scored with the queries scaled by the steps: `problem`
+// is the call's problem with those queries in place of the caller's.
 struct Run {
   // Tiles are at most max_queries x max_rows.
   Run(const Problem& p, unsigned workers, bool batch, bool squares, std::size_t max_queries,
-      std::size_t max_rows) {
+      std::size_t max_rows)
+      : problem(p) {
     const Kernels& kernels = active_kernels();
-    if (batch) batch_queries = pack_batch_queries(p, kernels);
-    finite = query_norms(p, kernels, batch_queries, &norms);
+    bool affine = p.affine.steps != nullptr;
+    if (affine) {
+      finite = affine_queries(p, &scaled_queries, &shifts, &norms);
+      problem.queries = {scaled_queries.data(), static_cast<std::ptrdiff_t>(p.dim * sizeof(float)),
+                         p.queries.rows};
+    }
+    if (batch) batch_queries = pack_batch_queries(problem, kernels);
+    if (!affine) finite = query_norms(problem, kernels, batch_queries, &norms);
     scorers.reserve(workers);
     for (unsigned w = 0; w < workers; ++w) {
-      scorers.emplace_back(p, kernels, batch_queries, norms, max_queries, max_rows, squares);
+      scorers.emplace_back(problem, kernels, batch_queries, norms, shifts, max_queries, max_rows,
+                           squares);
     }
   }
 
@@ -123,8 +133,11 @@ struct Run {
     return stop.stopped() ? Status::interrupted : Status::ok;
   }
 
+  Problem problem;
+  std::vector<float> scaled_queries;
   BatchQueries batch_queries;
   std::vector<double> norms;
+  std::vector<double> shifts;
   bool finite = true;
   std::atomic<bool> non_finite{false};
   std::atomic<bool> sink_refused{false};
@@ -177,8 +190,8 @@ Status scan_corpus(const Problem& p, Sink& sink, unsigned threads, StopFlag& sto
           if (run.must_stop(stop, worker)) return;
           std::size_t qn = std::min(kQueryBlock, chunk + chunk_rows - q0);
           bool ask = q0 == chunk && dense;
-          if (!scorer.score(q0, qn, block.first, block.stride, block.rows, ask ? next.first : nullptr,
-                            ask ? next.rows * row_bytes : 0)) {
+          if (!scorer.score(q0, qn, block.row, block.first, block.stride, block.rows,
+                            ask ? next.first : nullptr, ask ? next.rows * row_bytes : 0)) {
             run.non_finite.store(true);
             return;
           }
@@ -237,7 +250,8 @@ Status scan_candidates(const Problem& p, const std::int64_t* candidates,
       for (std::size_t j = 0; j < candidate_count; ++j) {
         if (j % kCandidateStep == 0 && run.must_stop(stop, worker)) return;
         if (rows[j] < 0) continue;
-        if (!scorer.score(q, 1, p.corpus.row(static_cast<std::size_t>(rows[j])), 0, 1)) {
+        auto row = static_cast<std::size_t>(rows[j]);
+        if (!scorer.score(q, 1, row, p.corpus.row(row), 0, 1)) {
           run.non_finite.store(true);
           return;
         }

@@ -141,7 +141,8 @@ std::vector<float> pack_query_groups(const Matrix& queries, std::size_t dim, std
 }
 
 TileScorer::TileScorer(const Problem& p, const Kernels& kernels, const BatchQueries& batch,
-                       const std::vector<double>& query_norm2, std::size_t max_queries,
+                       const std::vector<double>& query_norm2,
+                       const std::vector<double>& query_shift, std::size_t max_queries,
                        std::size_t max_rows, bool squares)
     : p_(p),
       batch_(batch),
@@ -158,18 +159,22 @@ TileScorer::TileScorer(const Problem& p, const Kernels& kernels, const BatchQuer
       padded_(pack_ != nullptr && batch.int8 && p.dim % 4 != 0 ? max_rows * (p.dim + 3) / 4 * 4 : 0),
       integer_in_(integer_pair(p.pair)),
       integer_out_(integer_scores(p.pair, p.metric)),
-      corpus_norms_(uses_norms(p.pair, p.metric)),
+      affine_(p.affine.steps != nullptr),
+      // Affine codes bring the decoded rows' norms; the kernel's dot is all
+      // they need of the rows.
+      corpus_norms_(!affine_ && uses_norms(p.pair, p.metric)),
       squared_out_(squares && p.metric == Metric::l2 && !integer_in_),
       query_norm2_(query_norm2),
+      query_shift_(query_shift),
       raw_f_(integer_in_ ? 0 : max_queries * max_rows),
       raw_i_(integer_in_ ? max_queries * max_rows : 0),
       out_f_(integer_in_ && !integer_out_ ? max_queries * max_rows : 0),
       norms_f_(integer_in_ ? 0 : max_rows),
       norms_i_(integer_in_ ? max_rows : 0),
       inverse_f_(integer_in_ ? 0 : max_rows),
-      inverse_d_(integer_in_ ? max_rows : 0) {}
+      inverse_d_(integer_in_ || affine_ ? max_rows : 0) {}
 
-bool TileScorer::score(std::size_t q0, std::size_t nq, const void* corpus,
+bool TileScorer::score(std::size_t q0, std::size_t nq, std::size_t first_row, const void* corpus,
                        std::ptrdiff_t corpus_stride, std::size_t nc, const void* prefetch,
                        std::size_t prefetch_bytes) {
   // Corpus norms depend only on the rows: a block scored against several
@@ -234,7 +239,9 @@ bool TileScorer::score(std::size_t q0, std::size_t nq, const void* corpus,
     return true;
   }
   if (!all_finite(raw_f_.data(), nq * nc)) return false;
-  if (tiny_.empty()) {
+  if (affine_) {
+    finish_affine(q0, nq, first_row, nc);
+  } else if (tiny_.empty()) {
     finish_float(q0, nq, nc);
   } else {
     finish_tiny_cosines(q0, nq, nc);
@@ -332,6 +339,59 @@ void TileScorer::finish_int8(std::size_t q0, std::size_t nq, std::size_t nc) {
                                               (inverse_q * inverse_d_[j]));
     }
   }
+}
+
+// Affine codes in double, rounded once: dot = raw + q . offsets, then the
+// metric from |q|^2 and the decoded row's |x|^2 (0 for a zero vector's
+// cosine, as elsewhere).
+void TileScorer::finish_affine(std::size_t q0, std::size_t nq, std::size_t first_row,
+                               std::size_t nc) {
+  // One loop per metric, so that each vectorises.
+  const double* row_norm2 = p_.affine.row_sqnorms + first_row;
+  if (p_.metric == Metric::cosine) {
+    for (std::size_t j = 0; j < nc; ++j) inverse_d_[j] = inverse_norm(row_norm2[j]);
+  }
+  bool root = p_.metric == Metric::l2 && !squared_out_;
+  for (std::size_t i = 0; i < nq; ++i) {
+    float* s = raw_f_.data() + i * nc;
+    double shift = query_shift_[q0 + i], query_norm2 = query_norm2_[q0 + i];
+    if (p_.metric == Metric::dot) {
+      for (std::size_t j = 0; j < nc; ++j) s[j] = static_cast<float>(s[j] + shift);
+    } else if (p_.metric == Metric::cosine) {
+      double inverse_q = inverse_norm(query_norm2);
+      for (std::size_t j = 0; j < nc; ++j) {
+        s[j] = static_cast<float>((s[j] + shift) * (inverse_q * inverse_d_[j]));
+      }
+    } else {
+      // l2 is the float root of the float square, as the top-k sink roots
+      // the squares it keeps, so that both give the same bits.
+      for (std::size_t j = 0; j < nc; ++j) {
+        auto squared = static_cast<float>(
+            std::max(query_norm2 + row_norm2[j] - 2.0 * (s[j] + shift), 0.0));
+        s[j] = root ? std::sqrt(squared) : squared;
+      }
+    }
+  }
+}
+
+bool affine_queries(const Problem& p, std::vector<float>* scaled, std::vector<double>* shift,
+                    std::vector<double>* norm2) {
+  scaled->resize(p.queries.rows * p.dim);
+  shift->resize(p.queries.rows);
+  norm2->resize(p.queries.rows);
+  for (std::size_t i = 0; i < p.queries.rows; ++i) {
+    const auto* q = static_cast<const float*>(row_at(p.queries, i));
+    double b = 0, n = 0;
+    for (std::size_t d = 0; d < p.dim; ++d) {
+      (*scaled)[i * p.dim + d] = q[d] * p.affine.steps[d];
+      b += static_cast<double>(q[d]) * p.affine.offsets[d];
+      n += static_cast<double>(q[d]) * q[d];
+    }
+    if (!std::isfinite(b) || !std::isfinite(n)) return false;
+    (*shift)[i] = b;
+    (*norm2)[i] = n;
+  }
+  return true;
 }
 
 bool query_norms(const Problem& p, const Kernels& kernels, const BatchQueries& batch,

@@ -78,9 +78,11 @@ class TileScorer {
   // kCorpusBlock): the buffers are sized to them, so a small call does not
   // allocate and clear a full tile's. With `squares`, float l2 scores are
   // left squared (squared_output()).
+  // `query_shift` (affine codes only) holds q . offsets per query, and
+  // query_norm2 then the unscaled queries' squared norms.
   TileScorer(const Problem& p, const Kernels& kernels, const BatchQueries& batch,
-             const std::vector<double>& query_norm2, std::size_t max_queries,
-             std::size_t max_rows, bool squares);
+             const std::vector<double>& query_norm2, const std::vector<double>& query_shift,
+             std::size_t max_queries, std::size_t max_rows, bool squares);
 
   bool integer_output() const { return integer_out_; }
   bool squared_output() const { return squared_out_; }
@@ -88,17 +90,20 @@ class TileScorer {
   const float* float_scores() const { return integer_in_ ? out_f_.data() : raw_f_.data(); }
 
   // Scores queries [q0, q0 + nq) against `nc` corpus rows starting at
-  // `corpus` (nq x nc, row-major); false if any score is not finite.
-  // nq <= max_queries and nc <= max_rows; with batch queries, q0 is a
-  // multiple of kQueryBlock. `prefetch_bytes` from `prefetch` are what the
-  // caller scores next (the batch kernel asks the caches for them).
-  bool score(std::size_t q0, std::size_t nq, const void* corpus, std::ptrdiff_t corpus_stride,
-             std::size_t nc, const void* prefetch = nullptr, std::size_t prefetch_bytes = 0);
+  // `corpus`, corpus row number `first_row` (nq x nc, row-major); false if
+  // any score is not finite. nq <= max_queries and nc <= max_rows; with
+  // batch queries, q0 is a multiple of kQueryBlock. `prefetch_bytes` from
+  // `prefetch` are what the caller scores next (the batch kernel asks the
+  // caches for them).
+  bool score(std::size_t q0, std::size_t nq, std::size_t first_row, const void* corpus,
+             std::ptrdiff_t corpus_stride, std::size_t nc, const void* prefetch = nullptr,
+             std::size_t prefetch_bytes = 0);
 
  private:
   void finish_float(std::size_t q0, std::size_t nq, std::size_t nc);
   void finish_tiny_cosines(std::size_t q0, std::size_t nq, std::size_t nc);
   void finish_int8(std::size_t q0, std::size_t nq, std::size_t nc);
+  void finish_affine(std::size_t q0, std::size_t nq, std::size_t first_row, std::size_t nc);
 
   const Problem& p_;
   const BatchQueries& batch_;
@@ -120,9 +125,11 @@ class TileScorer {
   std::size_t prepared_count_ = 0;
   bool integer_in_;
   bool integer_out_;
+  bool affine_;
   bool corpus_norms_;
   bool squared_out_;
   const std::vector<double>& query_norm2_;
+  const std::vector<double>& query_shift_;
   std::vector<float> raw_f_;
   std::vector<std::int32_t> raw_i_;
   std::vector<float> out_f_;
@@ -145,5 +152,11 @@ class TileScorer {
 // is not finite.
 bool query_norms(const Problem& p, const Kernels& kernels, const BatchQueries& batch,
                  std::vector<double>* norms);
+
+// For affine codes (p.affine): the queries scaled by the steps (row-major,
+// dim floats a row), and per query q . offsets and |q|^2, in double; false
+// if any is not finite.
+bool affine_queries(const Problem& p, std::vector<float>* scaled, std::vector<double>* shift,
+                    std::vector<double>* norm2);
 
 }  // namespace simkernel::detail

@@ -14,6 +14,7 @@ import numpy as np
 from ._checks import BFLOAT16, is_float, positive_int
 from ._dlpack import as_array
 from ._storage import Pieces
+from .quantize import Int8Codes
 
 METRICS = ("cosine", "dot", "sqeuclidean", "l2", "hamming")
 HIGHER_IS_BETTER = {"cosine": True, "dot": True, "sqeuclidean": False, "l2": False, "hamming": False}
@@ -55,6 +56,9 @@ class SearchArgs(NamedTuple):
     one_query: bool
     corpus_name: str = "corpus"
     query_name: str = "queries"
+    # Int8Codes: (steps, offsets, decoded row squared norms); the corpus is
+    # their codes, scored as the vectors they decode to.
+    affine: Optional[tuple[np.ndarray, np.ndarray, np.ndarray]] = None
 
     @property
     def integer_scores(self) -> bool:
@@ -189,11 +193,18 @@ def prepare(queries: object, corpus: object, metric: object, *,
     q_raw, one_query = _queries_2d(queries, query_name)
     q = _as_rows(q_raw, query_name, widen_queries=True)
     c: Corpus
+    affine = None
+    if isinstance(corpus, Int8Codes):
+        affine = (corpus.steps, corpus.offsets, corpus.sqnorms)
+        corpus = corpus.codes
     if isinstance(corpus, Pieces):
         c = Pieces([_as_rows(a, corpus_name, widen_queries=False) for a in corpus.arrays])
     else:
         c = _as_rows(corpus, corpus_name, widen_queries=False)
     pair = _pair_of(q, c, query_name, corpus_name)
+    if affine is not None and pair != "f32_i8":
+        raise TypeError(f"{corpus_name} are Int8Codes, which are searched with float "
+                        f"{query_name}; got {query_name} of dtype {q.dtype}")
     if metric not in PAIR_METRICS[pair]:
         raise ValueError(_metric_mismatch(metric, pair, q, c, query_name, corpus_name))
     if metric == "cosine" and pair.startswith("f32_"):
@@ -207,7 +218,7 @@ def prepare(queries: object, corpus: object, metric: object, *,
         raise ValueError(
             f"bit rows longer than {MAX_HAMMING_BITS} bits could overflow int32 Hamming "
             f"counts; {query_name} shape {q.shape}, {corpus_name} shape {c.shape}")
-    return SearchArgs(q, c, pair, metric, dim, one_query, corpus_name, query_name)
+    return SearchArgs(q, c, pair, metric, dim, one_query, corpus_name, query_name, affine)
 
 
 def _metric_mismatch(metric: str, pair: str, q: np.ndarray, c: Corpus,

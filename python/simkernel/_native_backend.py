@@ -29,25 +29,25 @@ def _pieces(corpus: Corpus) -> object:
 def topk(args: SearchArgs, k: int, threads: int,
          allowed: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
     return _run(args, _core.topk, args.queries, _pieces(args.corpus), args.pair, args.metric,
-                args.dim, k, threads, allowed)
+                args.dim, k, threads, allowed, args.affine)
 
 
 def cdist(args: SearchArgs, threads: int, out: np.ndarray) -> np.ndarray:
     _run(args, _core.cdist, args.queries, _pieces(args.corpus), args.pair, args.metric, args.dim,
-         threads, out)
+         threads, out, args.affine)
     return out
 
 
 def rescore(args: SearchArgs, candidates: np.ndarray, k: int,
             threads: int) -> tuple[np.ndarray, np.ndarray]:
     return _run(args, _core.rescore, args.queries, candidates, _pieces(args.corpus), args.pair,
-                args.metric, args.dim, k, threads)
+                args.metric, args.dim, k, threads, args.affine)
 
 
 def range_search(args: SearchArgs, threshold: float, max_results: int, threads: int,
                  allowed: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     try:
         return _run(args, _core.range_search, args.queries, _pieces(args.corpus), args.pair,
-                    args.metric, args.dim, threshold, max_results, threads, allowed)
+                    args.metric, args.dim, threshold, max_results, threads, allowed, args.affine)
     except _core.TooManyResultsError:
         raise too_many_results_error(max_results) from None

@@ -47,9 +47,13 @@ def _unpack_bits(bits: np.ndarray, count: int, dtype: type) -> np.ndarray:
 
 
 def _float_rows(args: SearchArgs, rows: np.ndarray) -> np.ndarray:
-    """Corpus rows as float64 (exact for every stored type); bits become +1 / -1."""
+    """Corpus rows as float64 (exact for every stored type); bits become +1 / -1,
+    Int8Codes the vectors they decode to."""
     if args.pair == "f32_bits":
         return _unpack_bits(rows, args.dim, np.float64) * 2.0 - 1.0
+    if args.affine is not None:
+        steps, offsets, _ = args.affine
+        return offsets.astype(np.float64) + steps.astype(np.float64) * rows
     return rows.astype(np.float64)
 
 

@@ -180,6 +180,9 @@ class Index:
             raise ValueError("metric 'hamming' needs dtype='binary' and no rescore")
         if quantizer is not None and not isinstance(quantizer, Int8Quantizer):
             raise TypeError(f"quantizer must be an Int8Quantizer, got {type(quantizer).__name__}")
+        if quantizer is not None and quantizer.per_dimension:
+            raise ValueError("an Index stores symmetric int8 codes (one scale); search "
+                             "per-dimension codes as sk.Int8Codes with sk.topk")
         self.dtype = dtype
         self.rescore = rescore
         self.rescore_factor = _rescore_factor(rescore_factor)

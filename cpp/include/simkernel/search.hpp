@@ -33,12 +33,25 @@ struct Corpus {
   std::size_t rows = 0;
 };
 
+// int8 codes quantized per dimension (Pair::f32_i8 only): row r stands for
+// the vector offsets + steps * code_r, and is scored as that vector. The
+// scan scales the queries by the steps once, so the kernels' dot with the
+// codes is q . (x_r - offsets); q . offsets, one number per query, completes
+// it, and the decoded rows' squared norms (kept beside the codes) finish
+// cosine and distances. No steps: plain codes.
+struct AffineCodes {
+  const float* steps = nullptr;        // dim
+  const float* offsets = nullptr;      // dim
+  const double* row_sqnorms = nullptr;  // corpus rows
+};
+
 struct Problem {
   Pair pair;
   Metric metric;
   Matrix queries;
   Corpus corpus;
   std::size_t dim;  // elements per row; bits for bit-packed rows
+  AffineCodes affine = {};
 };
 
 // too_many_results: a range search found more than its max_results;
