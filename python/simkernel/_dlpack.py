@@ -1,5 +1,7 @@
-"""Arrays from other libraries without a copy: objects with ``__dlpack__``
-(torch, jax, cupy on the host, ...) are read through DLPack.
+"""Arrays from other libraries without a copy: pyarrow arrays of fixed-size
+vectors (``FixedSizeListArray``, ``FixedShapeTensorArray``) are read from
+their value buffer, and objects with ``__dlpack__`` (torch, jax, cupy on the
+host, ...) through DLPack.
 
 numpy reads every DLPack element type it has (``np.from_dlpack``); bfloat16
 it has not, so a bfloat16 tensor is taken here: its DLPack capsule is opened
@@ -97,10 +99,48 @@ def _bfloat16_from_dlpack(x: Any, name: str) -> np.ndarray | None:
     return np.asarray(_Owner(managed, interface)).view(BFLOAT16)
 
 
+def _arrow_rows(x: Any, name: str) -> np.ndarray | None:
+    """A pyarrow array of fixed-size vectors as a 2-D view of its values (a
+    chunked one of several chunks is joined, the one copy), or None if ``x``
+    is not one. pyarrow is imported only when ``x`` comes from it."""
+    import pyarrow as pa  # type: ignore[import-untyped, import-not-found]
+
+    if isinstance(x, pa.ChunkedArray):
+        parts = [_arrow_rows(chunk, name) for chunk in x.chunks]
+        rows = [part for part in parts if part is not None]
+        if not rows or len(rows) < len(parts):
+            return None
+        return rows[0] if len(rows) == 1 else np.concatenate(rows)
+    if isinstance(x, pa.ExtensionArray) and isinstance(x.type, pa.FixedShapeTensorType):
+        if len(x.type.shape) != 1:
+            raise ValueError(f"{name} holds tensors of shape {tuple(x.type.shape)}; expected "
+                             f"one vector per row")
+        x = x.storage
+    if not isinstance(x, pa.FixedSizeListArray):
+        return None
+    if x.null_count or x.values.null_count:
+        raise ValueError(f"{name} holds null vectors or null elements")
+    try:
+        flat = x.values.to_numpy(zero_copy_only=True)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+        raise TypeError(f"{name} holds {x.type.value_type} values, which numpy cannot read "
+                        f"in place: {error}") from None
+    # .values is the whole child array: a slice of the list array starts at
+    # its offset.
+    return flat.reshape(-1, x.type.list_size)[x.offset:x.offset + len(x)]
+
+
 def as_array(x: Any, name: str) -> np.ndarray:
-    """``x`` as a numpy array: itself if it is one, through DLPack (no copy)
-    if it offers ``__dlpack__``, else ``np.asarray(x)``."""
-    if isinstance(x, np.ndarray) or not hasattr(x, "__dlpack__"):
+    """``x`` as a numpy array: itself if it is one, a view of a pyarrow array
+    of vectors, through DLPack (no copy) if it offers ``__dlpack__``, else
+    ``np.asarray(x)``."""
+    if isinstance(x, np.ndarray):
+        return np.asarray(x)
+    if type(x).__module__.startswith("pyarrow"):
+        rows = _arrow_rows(x, name)
+        if rows is not None:
+            return rows
+    if not hasattr(x, "__dlpack__"):
         return np.asarray(x)
     try:
         return np.from_dlpack(x)

@@ -139,6 +139,9 @@ def _ranges(embeddings: Optional[np.ndarray], ranges: Any, calibration_embedding
     elif embeddings is None:
         raise ValueError("int8 / uint8 corpora need ranges or calibration_embeddings "
                          "when the queries are quantized")
+    elif len(embeddings) == 1:
+        raise ValueError("int8 / uint8 ranges cannot come from a single embedding: pass ranges "
+                         "or calibration_embeddings from a representative set")
     else:
         if len(embeddings) < 100:
             logger.warning("int8 ranges computed from %d embeddings only: pass ranges, or "
@@ -158,22 +161,22 @@ def quantize_embeddings(embeddings: Any, precision: str, ranges: Optional[Any] =
         ``(n, d)`` float embeddings (a list of 1-D ones too).
     precision : {"float32", "int8", "uint8", "binary", "ubinary"}
         ``uint8``: each dimension's range in 256 levels, ``floor((x - min) /
-        step)`` with ``step = (max - min) / 255``; ``int8``: level − 128,
-        rounded toward zero as numpy's cast does; ``ubinary``: the sign bits
-        packed (``np.packbits(x > 0)``, first dimension in the high bit);
-        ``binary``: those bytes − 128 as int8.
+        step)`` with ``step = (max - min) / 255`` in float32; ``int8``:
+        level − 128; ``ubinary``: the sign bits packed (``np.packbits(x >
+        0)``, first dimension in the high bit); ``binary``: those bytes −
+        128 as int8.
     ranges : array_like, optional
         ``(2, d)``: each dimension's minimum and maximum (int8 / uint8).
     calibration_embeddings : array_like, optional
         Embeddings to take the ranges from; without either, the ranges are
-        those of ``embeddings`` (their default, which they advise against).
+        those of ``embeddings`` (their default, which they advise against;
+        from one embedding it is a ValueError).
 
     Returns
     -------
     numpy.ndarray
-        Values outside the ranges are clipped to the end levels (where a
-        plain cast would wrap), and a dimension whose range is a single
-        value gets level 0 (where it would divide by zero).
+        Values outside the ranges are clipped to the end levels, and a
+        dimension whose range is a single value has a step of 1, as theirs.
     """
     precision = _check_precision(precision)
     x = _rows(embeddings, "embeddings")
@@ -187,15 +190,14 @@ def quantize_embeddings(embeddings: Any, precision: str, ranges: Optional[Any] =
     bounds = _ranges(x, ranges, calibration_embeddings)
     if bounds.shape != (2, x.shape[1]):
         raise ValueError(f"ranges must have shape (2, {x.shape[1]}), got {bounds.shape}")
-    # Their arithmetic in their order and types (float32 embeddings and
-    # ranges stay float32), so that levels truncate as theirs do.
+    # Their arithmetic in their order and types (the ranges in float32), so
+    # that every level is theirs.
+    bounds = bounds.astype(np.float32, copy=False)
     starts = bounds[0]
-    steps = (bounds[1] - bounds[0]) / 255
-    centred = x - starts
-    levels = np.divide(centred, steps, out=np.zeros_like(centred), where=steps > 0)
-    if precision == "uint8":
-        return np.clip(levels, 0, 255).astype(np.uint8)
-    return np.clip(levels - 128, -128, 127).astype(np.int8)
+    steps = (bounds[1] - starts) / 255
+    steps = np.where(steps == 0, 1, steps)
+    levels = np.clip(np.floor((x - starts) / steps), 0, 255)
+    return levels.astype(np.uint8) if precision == "uint8" else (levels - 128).astype(np.int8)
 
 
 def _prepared_corpus(codes: np.ndarray, precision: str, quantizer: Optional[Int8Quantizer]) -> Any:

@@ -138,19 +138,22 @@ class Int8Quantizer:
         ``quantize_embeddings(x, "int8", ranges=ranges)`` maps each
         dimension's ``[ranges[0], ranges[1]]`` to 256 levels and stores
         level - 128; this decodes code c as ``ranges[0] + (c + 128) * step``
-        with ``step = (ranges[1] - ranges[0]) / 255``.
+        with ``step = (ranges[1] - ranges[0]) / 255`` in float32 (1 where
+        the range is one value), as their dequantization does.
 
         Parameters
         ----------
         ranges : array_like
             ``(2, d)``: each dimension's minimum, then its maximum.
         """
-        bounds = np.asarray(ranges, dtype=np.float64)
+        bounds = np.asarray(ranges, dtype=np.float32)
         if bounds.ndim != 2 or bounds.shape[0] != 2 or bounds.shape[1] == 0:
             raise ValueError(f"ranges must have shape (2, dim), got {bounds.shape}")
         if not np.isfinite(bounds).all() or (bounds[1] < bounds[0]).any():
             raise ValueError("ranges must be finite, each maximum at least its minimum")
-        return cls._from_bounds(bounds[0], bounds[1])
+        step = (bounds[1] - bounds[0]) / np.float32(255)
+        step = np.where(step == 0, np.float32(1), step).astype(np.float64)
+        return cls(step, bounds[0].astype(np.float64) + 128.0 * step)
 
     @classmethod
     def _from_bounds(cls, low: np.ndarray, high: np.ndarray) -> "Int8Quantizer":
