@@ -261,9 +261,8 @@ def test_quantize_embeddings_equals_theirs(precision):
 
 @pytest.mark.parametrize("score_function", ["cos_sim", "dot_score"])
 def test_semantic_search_equals_theirs_on_torch_tensors(score_function):
-    import torch
-
     util = their_util()
+    import torch
     corpus = torch.from_numpy(embeddings(4000, 64, 22) * 2)
     queries = torch.from_numpy(embeddings(30, 64, 23))
     function = getattr(util, score_function)
