@@ -139,3 +139,13 @@ def int8_code_cases(draw, metric: str, max_rows: int = 60, max_dim: int = 50) ->
                       draw(st.sampled_from(LAYOUTS)))
     queries = rng.standard_normal((nq, dim)).astype(np.float32)
     return CodesCase(queries, codes, quantizer, metric, draw(st.integers(1, n + 5)))
+
+
+@st.composite
+def parted_cases(draw, q_kind: str, c_kind: str, metric: str) -> tuple[Case, list[np.ndarray]]:
+    """A search case and its corpus cut into up to five parts (views, empty
+    ones included)."""
+    case = draw(search_cases(q_kind, c_kind, metric))
+    n = len(case.corpus)
+    edges = [0, *sorted(draw(st.lists(st.integers(0, n), max_size=4))), n]
+    return case, [case.corpus[a:b] for a, b in zip(edges[:-1], edges[1:])]

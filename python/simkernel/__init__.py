@@ -11,9 +11,9 @@ from ._types import Calibration, RangeResult, TopK
 from .index import Index, IndexFileError
 from .quality import hit_rate_at_k, ndcg_at_k, quantization_report, recall_at_k
 from .quantize import Int8Codes, Int8Quantizer, binary_quantize
-from .search import cdist, range_search, rescore, topk
+from .search import cdist, merge_topk, range_search, rescore, topk
 
 __all__ = ["Calibration", "Index", "IndexFileError", "Int8Codes", "Int8Quantizer", "RangeResult", "TopK",
-           "binary_quantize", "capabilities", "cdist", "hit_rate_at_k", "ndcg_at_k",
+           "binary_quantize", "capabilities", "cdist", "hit_rate_at_k", "merge_topk", "ndcg_at_k",
            "quantization_report", "range_search", "recall_at_k", "rescore", "topk", "use_isa",
            "__version__"]

@@ -117,6 +117,25 @@ def _as_rows(x: object, name: str, *, widen_queries: bool) -> np.ndarray:
     return array
 
 
+def _corpus_parts(corpus: Union[list, tuple], name: str) -> Optional[Pieces]:
+    """A list of 2-D arrays (memmaps, tensors, any lengths) as one corpus in
+    parts, rows numbered across them; None for anything else (a list of
+    vectors is one array, as numpy reads it)."""
+    arrays = [None if isinstance(part, (list, tuple)) else as_array(part, f"{name}[{i}]")
+              for i, part in enumerate(corpus)]
+    if not arrays or any(array is None or array.ndim != 2 for array in arrays):
+        return None
+    rows = [_as_rows(array, f"{name}[{i}]", widen_queries=False) for i, array in enumerate(arrays)]
+    for i, part in enumerate(rows[1:], start=1):
+        if part.dtype != rows[0].dtype:
+            raise TypeError(f"{name}[{i}] has dtype {part.dtype} but {name}[0] has "
+                            f"{rows[0].dtype}: the parts of a corpus share one element type")
+        if part.shape[1] != rows[0].shape[1]:
+            raise ValueError(f"{name}[{i}] has rows of {part.shape[1]} elements but {name}[0] "
+                             f"has {rows[0].shape[1]}: the parts of a corpus share one width")
+    return Pieces(rows)
+
+
 # Queries whose largest magnitude is outside [2**-40, 2**40] are rescaled.
 _NEAR_UNIT = 2.0**-40
 
@@ -197,7 +216,10 @@ def prepare(queries: object, corpus: object, metric: object, *,
     if isinstance(corpus, Int8Codes):
         affine = (corpus.steps, corpus.offsets, corpus.sqnorms)
         corpus = corpus.codes
-    if isinstance(corpus, Pieces):
+    parts = _corpus_parts(corpus, corpus_name) if isinstance(corpus, (list, tuple)) else None
+    if parts is not None:
+        c = parts
+    elif isinstance(corpus, Pieces):
         c = Pieces([_as_rows(a, corpus_name, widen_queries=False) for a in corpus.arrays])
     else:
         c = _as_rows(corpus, corpus_name, widen_queries=False)

@@ -172,7 +172,7 @@ def _block_best(keys: np.ndarray, k: int) -> np.ndarray:
     return np.nonzero(take)[1].reshape(keys.shape[0], k)
 
 
-def _sorted_best(keys: np.ndarray, index: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def sorted_best(keys: np.ndarray, index: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The k best (key, index) per row, best first, ties to the lower index."""
     order = np.lexsort((index, -keys), axis=1)[:, :k]
     return np.take_along_axis(keys, order, axis=1), np.take_along_axis(index, order, axis=1)
@@ -212,7 +212,7 @@ def topk(args: SearchArgs, k: int, threads: int,
             if allowed is not None:
                 keys[~np.broadcast_to(_allowed_block(allowed, qs, cs), keys.shape)] = -np.inf
             cols = _block_best(keys, min(kk, keys.shape[1]))
-            best_keys, best_index = _sorted_best(
+            best_keys, best_index = sorted_best(
                 np.hstack([best_keys, np.take_along_axis(keys, cols, axis=1)]),
                 np.hstack([best_index, cols + cs.start]), kk)
         _pad(args, best_keys, best_index, scores[qs], indices[qs])
@@ -252,7 +252,7 @@ def rescore(args: SearchArgs, candidates: np.ndarray, k: int,
         keys[:, :len(rows)] = _keys(args, score_block(args, args.queries[i:i + 1],
                                                       args.corpus[rows]))
         index[:, :len(rows)] = rows
-        best_keys, best_index = _sorted_best(keys, index, kk)
+        best_keys, best_index = sorted_best(keys, index, kk)
         _pad(args, best_keys, best_index, scores[i:i + 1], indices[i:i + 1])
     return scores, indices
 

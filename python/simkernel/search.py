@@ -3,14 +3,15 @@ candidates."""
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _backend
-from ._inputs import (check_candidates, check_k, check_max_results, check_out, check_threshold,
-                      prepare)
+from ._inputs import (HIGHER_IS_BETTER, check_candidates, check_k, check_max_results,
+                      check_metric, check_out, check_threshold, prepare)
+from ._numpy_backend import sorted_best
 from ._filters import row_mask_bits
 from ._threads import resolve_threads
 from ._types import RangeResult, TopK
@@ -158,3 +159,58 @@ def rescore(queries: ArrayLike, candidates: ArrayLike, vectors: ArrayLike, k: in
     rows = check_candidates(candidates, args)
     scores, indices = _backend.active.rescore(args, rows, k, resolve_threads(threads))
     return TopK(args.shaped(scores), args.shaped(indices))
+
+
+def merge_topk(results: Sequence[Any], offsets: Sequence[int], k: int = 10,
+               metric: str = "cosine") -> TopK:
+    """One top-k from the top-k lists of separate searches over parts of a
+    corpus (shards, files, workers), as one search over all of it gives.
+
+    Parameters
+    ----------
+    results : sequence of TopK or (scores, indices)
+        One per part, each ``(q, k_i)`` (or 1-D for one query), indices into
+        its part; -1 entries (a filtered search's padding) are left out.
+    offsets : sequence of int
+        The global row of each part's row 0.
+    k : int
+    metric : str
+        The metric the results were searched with: it says which scores are
+        better.
+
+    Returns
+    -------
+    TopK
+        ``(q, min(k, sum k_i))``, best first, ties to the lower global row;
+        a query with fewer results is padded with -1 and NaN (0 for int32
+        scores), as `topk` pads.
+    """
+    metric = check_metric(metric)
+    k = check_k(k)
+    if len(results) == 0 or len(results) != len(offsets):
+        raise ValueError(f"results and offsets must be one per part: got {len(results)} results "
+                         f"and {len(offsets)} offsets")
+    parts = [(np.asarray(scores), np.asarray(indices)) for scores, indices in results]
+    one_query = parts[0][0].ndim == 1
+    parts = [(np.atleast_2d(scores), np.atleast_2d(indices)) for scores, indices in parts]
+    rows = {len(scores) for scores, _ in parts}
+    if len(rows) != 1 or any(s.shape != i.shape or s.ndim != 2 for s, i in parts):
+        raise ValueError("every result must hold scores and indices of one shape, one row per query")
+    keys, index = [], []
+    for (scores, indices), offset in zip(parts, offsets):
+        if isinstance(offset, (bool, np.bool_)) or int(offset) != offset or offset < 0:
+            raise ValueError(f"offsets must be non-negative integers, got {offset!r}")
+        padding = indices < 0
+        signed = scores.astype(np.float64) * (1.0 if HIGHER_IS_BETTER[metric] else -1.0)
+        keys.append(np.where(padding, -np.inf, signed))
+        index.append(np.where(padding, -1, indices.astype(np.int64) + int(offset)))
+    dtype = np.result_type(*(scores.dtype for scores, _ in parts))
+    kk = min(k, sum(scores.shape[1] for scores, _ in parts))
+    best_keys, best_index = sorted_best(np.hstack(keys), np.hstack(index), kk)
+    padding = best_keys == -np.inf
+    merged = np.where(padding, 0, best_keys * (1.0 if HIGHER_IS_BETTER[metric] else -1.0))
+    merged = merged.astype(dtype)
+    if merged.dtype.kind == "f":
+        merged[padding] = np.nan
+    best_index = np.where(padding, -1, best_index)
+    return TopK(merged[0] if one_query else merged, best_index[0] if one_query else best_index)
