@@ -59,11 +59,12 @@ def tolerance(queries: np.ndarray, corpus: np.ndarray, metric: str) -> np.ndarra
     return squared_tol if metric == "sqeuclidean" else np.sqrt(squared_tol)
 
 
-def assert_valid_topk(scores, indices, queries, corpus, metric, k):
+def assert_valid_topk(scores, indices, queries, corpus, metric, k, tol=None):
     """Holds a top-k result to the oracle, allowing for near-ties.
 
     Checks shapes, dtypes, order, that each returned score is its row's exact
-    score within tolerance, and that no better row was left out.
+    score within tolerance (`tolerance`'s unless given), and that no better
+    row was left out.
     """
     nq, n = len(queries), len(corpus)
     kk = min(k, n)
@@ -73,7 +74,7 @@ def assert_valid_topk(scores, indices, queries, corpus, metric, k):
     if nq == 0 or kk == 0:
         return
     exact = exact_scores(queries, corpus, metric)
-    tol = tolerance(queries, corpus, metric)
+    tol = tolerance(queries, corpus, metric) if tol is None else tol
     sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
     for i in range(nq):
         idx = indices[i]
