@@ -152,10 +152,10 @@ def score_block(args: SearchArgs, q: np.ndarray, rows: np.ndarray) -> np.ndarray
         return _float_scores(args, q, rows)
 
 
-def _keys(args: SearchArgs, scores: np.ndarray) -> np.ndarray:
+def keys_of(metric: str, scores: np.ndarray) -> np.ndarray:
     """Scores as float64 keys where higher is better (exact for float32, int32)."""
     keys = scores.astype(np.float64)
-    return keys if HIGHER_IS_BETTER[args.metric] else -keys
+    return keys if HIGHER_IS_BETTER[metric] else -keys
 
 
 def _block_best(keys: np.ndarray, k: int) -> np.ndarray:
@@ -178,17 +178,14 @@ def sorted_best(keys: np.ndarray, index: np.ndarray, k: int) -> tuple[np.ndarray
     return np.take_along_axis(keys, order, axis=1), np.take_along_axis(index, order, axis=1)
 
 
-def _scores_of(args: SearchArgs, keys: np.ndarray) -> np.ndarray:
-    values = keys if HIGHER_IS_BETTER[args.metric] else -keys
-    return values.astype(args.score_dtype)
-
-
-def _pad(args: SearchArgs, keys: np.ndarray, index: np.ndarray,
-         scores: np.ndarray, indices: np.ndarray) -> None:
-    """Writes sorted (keys, index) as results; -inf keys (filtered rows) become
-    padding: index -1, score NaN (0 for int32 scores)."""
+def write_results(metric: str, keys: np.ndarray, index: np.ndarray,
+                  scores: np.ndarray, indices: np.ndarray) -> None:
+    """Writes sorted (keys, index) as results, in the dtype of ``scores``;
+    -inf keys (filtered rows) become padding: index -1, score NaN (0 for
+    int32 scores)."""
     padding = keys == -np.inf
-    scores[...] = _scores_of(args, np.where(padding, 0.0, keys))
+    values = np.where(padding, 0.0, keys)
+    scores[...] = values if HIGHER_IS_BETTER[metric] else -values
     if scores.dtype.kind == "f":
         scores[padding] = np.nan
     indices[...] = np.where(padding, -1, index)
@@ -208,14 +205,14 @@ def topk(args: SearchArgs, k: int, threads: int,
         best_keys = np.empty((len(q), 0))
         best_index = np.empty((len(q), 0), dtype=np.int64)
         for cs in _blocks(n, _corpus_block_rows(args, len(q))):
-            keys = _keys(args, score_block(args, q, corpus[cs]))
+            keys = keys_of(args.metric, score_block(args, q, corpus[cs]))
             if allowed is not None:
                 keys[~np.broadcast_to(_allowed_block(allowed, qs, cs), keys.shape)] = -np.inf
             cols = _block_best(keys, min(kk, keys.shape[1]))
             best_keys, best_index = sorted_best(
                 np.hstack([best_keys, np.take_along_axis(keys, cols, axis=1)]),
                 np.hstack([best_index, cols + cs.start]), kk)
-        _pad(args, best_keys, best_index, scores[qs], indices[qs])
+        write_results(args.metric, best_keys, best_index, scores[qs], indices[qs])
     return scores, indices
 
 
@@ -249,11 +246,12 @@ def rescore(args: SearchArgs, candidates: np.ndarray, k: int,
         keys = np.full((1, m), -np.inf)
         index = np.full((1, m), -1, dtype=np.int64)
         # Fancy indexing reads only these rows, also from a memmap.
-        keys[:, :len(rows)] = _keys(args, score_block(args, args.queries[i:i + 1],
+        keys[:, :len(rows)] = keys_of(args.metric, score_block(args, args.queries[i:i + 1],
                                                       args.corpus[rows]))
         index[:, :len(rows)] = rows
         best_keys, best_index = sorted_best(keys, index, kk)
-        _pad(args, best_keys, best_index, scores[i:i + 1], indices[i:i + 1])
+        write_results(args.metric, best_keys, best_index, scores[i:i + 1],
+                      indices[i:i + 1])
     return scores, indices
 
 

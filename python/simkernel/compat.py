@@ -43,6 +43,12 @@ def _rows(x: Any, name: str) -> np.ndarray:
     return array[np.newaxis, :] if array.ndim == 1 else array
 
 
+def _flip_sign_bit(codes: np.ndarray, dtype: type) -> np.ndarray:
+    """Bytes moved between their unsigned and signed layouts (b - 128 as
+    int8 is b with its top bit flipped, read as signed): one pass, one copy."""
+    return np.bitwise_xor(codes.view(np.uint8), np.uint8(0x80)).view(dtype)
+
+
 def _hits(scores: np.ndarray, indices: np.ndarray) -> Hits:
     """Per query, ``{"corpus_id": int, "score": float}`` dicts, best first;
     padding (-1) dropped."""
@@ -186,7 +192,7 @@ def quantize_embeddings(embeddings: Any, precision: str, ranges: Optional[Any] =
         return x.astype(np.float32)
     if precision in ("binary", "ubinary"):
         bits = binary_quantize(x)
-        return (bits.astype(np.int16) - 128).astype(np.int8) if precision == "binary" else bits
+        return _flip_sign_bit(bits, np.int8) if precision == "binary" else bits
     bounds = _ranges(x, ranges, calibration_embeddings)
     if bounds.shape != (2, x.shape[1]):
         raise ValueError(f"ranges must have shape (2, {x.shape[1]}), got {bounds.shape}")
@@ -209,9 +215,9 @@ def _prepared_corpus(codes: np.ndarray, precision: str, quantizer: Optional[Int8
     if precision in ("int8", "uint8"):
         assert quantizer is not None
         if precision == "uint8":
-            codes = (codes.astype(np.int16) - 128).astype(np.int8)
+            codes = _flip_sign_bit(codes, np.int8)
         return Int8Codes(codes, quantizer)
-    return (codes.astype(np.int16) + 128).astype(np.uint8) if precision == "binary" else codes
+    return _flip_sign_bit(codes, np.uint8) if precision == "binary" else codes
 
 
 def semantic_search_simkernel(query_embeddings: Any, corpus_embeddings: Optional[Any] = None,
@@ -289,7 +295,7 @@ def semantic_search_simkernel(query_embeddings: Any, corpus_embeddings: Optional
         # sentence-transformers' search, without its second).
         codes = corpus.codes if isinstance(corpus, Int8Codes) else corpus
         query_codes = queries if queries.dtype == np.int8 else \
-            (queries.astype(np.int16) - 128).astype(np.int8)
+            _flip_sign_bit(queries, np.int8)
         scores, indices = _topk(query_codes, codes, k, "dot")
     seconds = time.perf_counter() - start
     outputs: tuple = (_hits(scores, indices), seconds)
@@ -301,7 +307,7 @@ def _search_bits(queries: np.ndarray, bits: np.ndarray, k: int, multiplier: int,
     """Hamming top-k of the queries' bits; with rescoring, the float queries'
     dot with the candidates' bits as 0 / 1: (q . (2b - 1) + sum(q)) / 2."""
     query_bits = binary_quantize(queries) if is_float(queries.dtype) else \
-        (queries if queries.dtype == np.uint8 else (queries.astype(np.int16) + 128).astype(np.uint8))
+        (queries if queries.dtype == np.uint8 else _flip_sign_bit(queries, np.uint8))
     first = _topk(query_bits, bits, k * multiplier if rescore else k, "hamming")
     if not rescore:
         return first

@@ -9,9 +9,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _backend
-from ._inputs import (HIGHER_IS_BETTER, check_candidates, check_k, check_max_results,
-                      check_metric, check_out, check_threshold, prepare)
-from ._numpy_backend import sorted_best
+from ._inputs import (check_candidates, check_k, check_max_results, check_metric, check_out,
+                      check_threshold, prepare)
+from ._numpy_backend import keys_of, sorted_best, write_results
 from ._filters import row_mask_bits
 from ._threads import resolve_threads
 from ._types import RangeResult, TopK
@@ -201,16 +201,11 @@ def merge_topk(results: Sequence[Any], offsets: Sequence[int], k: int = 10,
         if isinstance(offset, (bool, np.bool_)) or int(offset) != offset or offset < 0:
             raise ValueError(f"offsets must be non-negative integers, got {offset!r}")
         padding = indices < 0
-        signed = scores.astype(np.float64) * (1.0 if HIGHER_IS_BETTER[metric] else -1.0)
-        keys.append(np.where(padding, -np.inf, signed))
+        keys.append(np.where(padding, -np.inf, keys_of(metric, scores)))
         index.append(np.where(padding, -1, indices.astype(np.int64) + int(offset)))
-    dtype = np.result_type(*(scores.dtype for scores, _ in parts))
     kk = min(k, sum(scores.shape[1] for scores, _ in parts))
     best_keys, best_index = sorted_best(np.hstack(keys), np.hstack(index), kk)
-    padding = best_keys == -np.inf
-    merged = np.where(padding, 0, best_keys * (1.0 if HIGHER_IS_BETTER[metric] else -1.0))
-    merged = merged.astype(dtype)
-    if merged.dtype.kind == "f":
-        merged[padding] = np.nan
-    best_index = np.where(padding, -1, best_index)
-    return TopK(merged[0] if one_query else merged, best_index[0] if one_query else best_index)
+    merged = np.empty(best_keys.shape, np.result_type(*(scores.dtype for scores, _ in parts)))
+    merged_index = np.empty(best_keys.shape, np.int64)
+    write_results(metric, best_keys, best_index, merged, merged_index)
+    return TopK(merged[0] if one_query else merged, merged_index[0] if one_query else merged_index)
