@@ -87,8 +87,7 @@ def fuse(results: Sequence[Any], method: str = "rrf", k: int = 10, *, rrf_k: flo
         queries.append(rows)
         ids.append(indices[rows, cols].astype(np.int64))
         values.append(contribution[rows, cols])
-    return _ranked(np.concatenate(queries), np.concatenate(ids), np.concatenate(values),
-                   len(lists[0][1]), k, one_query)
+    return _ranked(queries, ids, values, len(lists[0][1]), k, one_query)
 
 
 def _weights(weights: Optional[Sequence[float]], count: int) -> np.ndarray:
@@ -122,16 +121,25 @@ def _normalized(scores: np.ndarray, held: np.ndarray, normalization: str) -> np.
     return np.where(std > 0, (scores - mean) / np.where(std > 0, std, 1.0), 0.0)
 
 
-def _ranked(queries: np.ndarray, ids: np.ndarray, values: np.ndarray, nq: int, k: int,
-            one_query: bool) -> TopK:
-    """Sums each (query, id)'s contributions and keeps the best k per query,
-    ties to the lower id."""
-    order = np.lexsort((ids, queries))
-    queries, ids, values = queries[order], ids[order], values[order]
-    starts = np.flatnonzero(np.r_[True, (np.diff(queries) != 0) | (np.diff(ids) != 0)]) \
-        if len(ids) else np.empty(0, np.int64)
-    q, i = queries[starts], ids[starts]
-    fused = np.add.reduceat(values, starts) if len(starts) else np.empty(0)
+def _ranked(queries: list[np.ndarray], ids: list[np.ndarray], values: list[np.ndarray],
+            nq: int, k: int, one_query: bool) -> TopK:
+    """Sums each (query, id)'s contributions, one list's per element of the
+    arguments, and keeps the best k per query, ties to the lower id."""
+    all_queries, all_ids = np.concatenate(queries), np.concatenate(ids)
+    order = np.lexsort((all_ids, all_queries))
+    new_group = np.r_[True, (np.diff(all_queries[order]) != 0) | (np.diff(all_ids[order]) != 0)] \
+        if len(order) else np.empty(0, bool)
+    group = np.empty(len(order), np.int64)
+    group[order] = np.cumsum(new_group) - 1
+    q, i = all_queries[order[new_group]], all_ids[order[new_group]]
+    # Added list by list, in the callers' order (the definition's order of
+    # addition), so that ids tied in the definition tie here too and go to
+    # the lower id; a list holds an id once per query.
+    fused = np.zeros(len(q))
+    start = 0
+    for part in values:
+        np.add.at(fused, group[start:start + len(part)], part)
+        start += len(part)
     best = np.lexsort((i, -fused, q))
     q, i, fused = q[best], i[best], fused[best]
     first = np.searchsorted(q, np.arange(nq))
